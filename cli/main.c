@@ -1,0 +1,85 @@
+/*
+ * main.c — the tandem command: dispatches to subcommands.
+ */
+#define _GNU_SOURCE
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "tandem/tandem.h"
+
+static const char usage[] =
+    "usage: tandem <command> [options]\n"
+    "\n"
+    "tandem runs human-AI partnerships: the AI decides alone only where its error is proven\n"
+    "to stay under a risk budget; everything else goes to a person.\n"
+    "\n"
+    "commands:\n"
+    "  eval      train on labelled data and measure accuracy, calibration and the\n"
+    "            coverage certified at a target error (tandem eval --help)\n"
+    "\n"
+    "options:\n"
+    "  -h, --help     show this help\n"
+    "  -V, --version  show the version\n";
+
+void cli_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("tandem: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+int cli_parse_double(const char *opt, const char *s, double lo, double hi, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || *end != '\0' || errno != 0 || !(v >= lo && v <= hi)) {
+        cli_error("%s: expected a number from %g to %g, got \"%s\"", opt, lo, hi, s);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int cli_parse_u64(const char *opt, const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (end == s || *end != '\0' || errno != 0 || s[0] == '-' || v < lo || v > hi) {
+        cli_error("%s: expected a whole number from %llu to %llu, got \"%s\"", opt,
+                  (unsigned long long)lo, (unsigned long long)hi, s);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fputs(usage, stderr);
+        return CLI_EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
+        fputs(usage, stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "-V") == 0 || strcmp(cmd, "--version") == 0) {
+        printf("tandem %s\n", tdm_version());
+        return 0;
+    }
+    if (strcmp(cmd, "eval") == 0)
+        return cli_eval(argc - 1, argv + 1);
+    cli_error("unknown command \"%s\" (try tandem --help)", cmd);
+    return CLI_EXIT_USAGE;
+}

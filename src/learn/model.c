@@ -1,0 +1,584 @@
+/*
+ * model.c — multinomial logistic regression over hashed features, learned with AdaGrad.
+ *
+ * NOTES ON THE DESIGN OF THE MODEL
+ *
+ * Weights are one dense matrix of (1 << hash_bits) rows, one per hashed feature, each row
+ * holding one float per class, padded to a multiple of TDM__CLASS_ALIGN. Row-major order
+ * keeps the classes of a feature contiguous: an item touches a few hundred rows and for each
+ * of them reads or writes one short contiguous run, which the compiler vectorises. A class
+ * added online takes the next padding column; only when the padding is used up is the matrix
+ * laid out again with a wider stride.
+ *
+ * Learning is AdaGrad on the softmax cross-entropy: per weight, the step is
+ * lr * g / sqrt(G) with G the running sum of squared gradients (started at
+ * TDM__ADAGRAD_INIT). Rare features keep large steps, frequent ones settle; the same update
+ * serves a batch fit (shuffled epochs, train.c) and a single online example
+ * (tdm_model_update), and the accumulators are saved with the model so online learning
+ * continues at the rates training left off with. docs/learning.md says why AdaGrad rather
+ * than FTRL-Proximal.
+ *
+ * Probabilities are softmax(scores / temperature); the temperature is fitted on held-out
+ * scores by train.c. Padding columns never enter a softmax: only the first n_labels scores
+ * are read.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include "learn/model_int.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/util.h"
+
+static size_t round_stride(size_t n)
+{
+    return (n + TDM__CLASS_ALIGN - 1) / TDM__CLASS_ALIGN * TDM__CLASS_ALIGN;
+}
+
+static float *alloc_floats(size_t n)
+{
+    /* 64-byte alignment keeps every row (a multiple of 8 floats) on a 32-byte boundary. */
+    size_t bytes;
+    if (tdm__size_mul(n, sizeof(float), &bytes) != 0)
+        return NULL;
+    bytes = (bytes + 63) / 64 * 64;
+    float *p = aligned_alloc(64, bytes ? bytes : 64);
+    if (p != NULL)
+        memset(p, 0, bytes);
+    return p;
+}
+
+int tdm__model_new(tdm__featurizer *fz, const char *const *labels, size_t n_labels,
+                   double learning_rate, tdm_model **out)
+{
+    *out = NULL;
+    tdm_model *m = calloc(1, sizeof *m);
+    if (m == NULL)
+        return TDM_ENOMEM;
+    m->fz = *fz;
+    memset(fz, 0, sizeof *fz);
+    m->n_rows = (size_t)1 << m->fz.hash_bits;
+    m->stride = round_stride(n_labels ? n_labels : 1);
+    m->labels = calloc(m->stride, sizeof *m->labels);
+    m->w = alloc_floats(m->n_rows * m->stride);
+    m->g = alloc_floats(m->n_rows * m->stride);
+    m->bias = alloc_floats(m->stride);
+    m->gbias = alloc_floats(m->stride);
+    if (!m->labels || !m->w || !m->g || !m->bias || !m->gbias) {
+        tdm_model_free(m);
+        return TDM_ENOMEM;
+    }
+    for (size_t i = 0; i < n_labels; i++) {
+        m->labels[i] = strdup(labels[i]);
+        if (m->labels[i] == NULL) {
+            tdm_model_free(m);
+            return TDM_ENOMEM;
+        }
+        m->n_labels++;
+    }
+    m->learning_rate = learning_rate;
+    m->temperature = 1.0;
+    m->risk.found = 0;
+    m->risk.threshold = INFINITY;
+    m->risk.error_bound = 1.0;
+    tdm__model_reset(m);
+    *out = m;
+    return 0;
+}
+
+void tdm__model_reset(tdm_model *m)
+{
+    size_t n = m->n_rows * m->stride;
+    memset(m->w, 0, n * sizeof *m->w);
+    for (size_t i = 0; i < n; i++)
+        m->g[i] = TDM__ADAGRAD_INIT;
+    memset(m->bias, 0, m->stride * sizeof *m->bias);
+    for (size_t i = 0; i < m->stride; i++)
+        m->gbias[i] = TDM__ADAGRAD_INIT;
+    m->examples_seen = 0;
+    m->online_updates = 0;
+}
+
+void tdm_model_free(tdm_model *m)
+{
+    if (m == NULL)
+        return;
+    if (m->labels != NULL) {
+        for (size_t i = 0; i < m->n_labels; i++)
+            free(m->labels[i]);
+        free(m->labels);
+    }
+    free(m->w);
+    free(m->g);
+    free(m->bias);
+    free(m->gbias);
+    tdm__featurizer_release(&m->fz);
+    free(m);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Accessors                                                                                  */
+/* ------------------------------------------------------------------------------------------ */
+
+size_t tdm_model_field_count(const tdm_model *m)
+{
+    return m->fz.n_fields;
+}
+
+const char *tdm_model_field_name(const tdm_model *m, size_t f)
+{
+    return f < m->fz.n_fields ? m->fz.fields[f].name : NULL;
+}
+
+tdm_field_kind tdm_model_field_kind(const tdm_model *m, size_t f)
+{
+    return f < m->fz.n_fields ? m->fz.fields[f].kind : (tdm_field_kind)0;
+}
+
+size_t tdm_model_label_count(const tdm_model *m)
+{
+    return m->n_labels;
+}
+
+const char *tdm_model_label(const tdm_model *m, size_t i)
+{
+    return i < m->n_labels ? m->labels[i] : NULL;
+}
+
+double tdm_model_temperature(const tdm_model *m)
+{
+    return m->temperature;
+}
+
+const tdm_risk_result *tdm_model_risk(const tdm_model *m, double *target_error, double *delta)
+{
+    if (target_error != NULL)
+        *target_error = m->target_error;
+    if (delta != NULL)
+        *delta = m->delta;
+    return &m->risk;
+}
+
+uint64_t tdm_model_examples_seen(const tdm_model *m, uint64_t *online_updates)
+{
+    if (online_updates != NULL)
+        *online_updates = m->online_updates;
+    return m->examples_seen;
+}
+
+size_t tdm_model_memory_bytes(const tdm_model *m)
+{
+    size_t bytes = sizeof *m + 2 * m->n_rows * m->stride * sizeof(float) +
+                   2 * m->stride * sizeof(float) + m->stride * sizeof(char *);
+    for (size_t i = 0; i < m->n_labels; i++)
+        bytes += strlen(m->labels[i]) + 1;
+    return bytes;
+}
+
+int tdm__model_label_index(const tdm_model *m, const char *label, uint32_t *index)
+{
+    for (size_t i = 0; i < m->n_labels; i++) {
+        if (strcmp(m->labels[i], label) == 0) {
+            *index = (uint32_t)i;
+            return 0;
+        }
+    }
+    return TDM_ENOTFOUND;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Scores and learning                                                                        */
+/* ------------------------------------------------------------------------------------------ */
+
+void tdm__model_scores(const tdm_model *m, const tdm__fvec *x, float *scores)
+{
+    const size_t stride = m->stride;
+    memcpy(scores, m->bias, stride * sizeof *scores);
+    for (size_t j = 0; j < x->n; j++) {
+        const float *row = m->w + (size_t)x->index[j] * stride;
+        const float v = x->value[j];
+        for (size_t c = 0; c < stride; c++)
+            scores[c] += v * row[c];
+    }
+}
+
+/* Turns scores[0 .. n) into probabilities softmax(scores / t), in place. */
+static void softmax(float *scores, size_t n, double t)
+{
+    float mx = scores[0];
+    for (size_t c = 1; c < n; c++)
+        if (scores[c] > mx)
+            mx = scores[c];
+    float inv_t = (float)(1.0 / t);
+    float sum = 0;
+    for (size_t c = 0; c < n; c++) {
+        scores[c] = expf((scores[c] - mx) * inv_t);
+        sum += scores[c];
+    }
+    float inv = 1.0f / sum;
+    for (size_t c = 0; c < n; c++)
+        scores[c] *= inv;
+}
+
+void tdm__model_step(tdm_model *m, const tdm__fvec *x, uint32_t label, float weight,
+                     float *scores)
+{
+    const size_t stride = m->stride, n = m->n_labels;
+    const float lr = (float)m->learning_rate;
+    TDM_ASSERT(label < n);
+
+    tdm__model_scores(m, x, scores);
+    softmax(scores, n, 1.0);
+
+    /* scores becomes the gradient of the loss with respect to the scores. */
+    uint32_t active[TDM__CLASS_ALIGN * 4];
+    size_t n_active = 0;
+    int dense = 0;
+    for (size_t c = 0; c < n; c++) {
+        float gc = weight * (scores[c] - (c == label ? 1.0f : 0.0f));
+        scores[c] = gc;
+        if (fabsf(gc) > TDM__GRAD_SKIP) {
+            if (n_active < sizeof active / sizeof *active)
+                active[n_active++] = (uint32_t)c;
+            else
+                dense = 1;
+        }
+    }
+    for (size_t c = n; c < stride; c++)
+        scores[c] = 0;
+    if (n_active > stride / 4)
+        dense = 1;
+
+    for (size_t c = 0; c < n; c++) {
+        float gc = scores[c];
+        m->gbias[c] += gc * gc;
+        m->bias[c] -= lr * gc / sqrtf(m->gbias[c]);
+    }
+    for (size_t j = 0; j < x->n; j++) {
+        float *w = m->w + (size_t)x->index[j] * stride;
+        float *g = m->g + (size_t)x->index[j] * stride;
+        const float v = x->value[j];
+        if (dense) {
+            for (size_t c = 0; c < stride; c++) {
+                float gw = scores[c] * v;
+                g[c] += gw * gw;
+                w[c] -= lr * gw / sqrtf(g[c]);
+            }
+        } else {
+            for (size_t a = 0; a < n_active; a++) {
+                uint32_t c = active[a];
+                float gw = scores[c] * v;
+                g[c] += gw * gw;
+                w[c] -= lr * gw / sqrtf(g[c]);
+            }
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Per-thread scratch for predictions                                                         */
+/* ------------------------------------------------------------------------------------------ */
+
+/*
+ * Predictions must not allocate per call (they run at several hundred thousand a second), and
+ * a const model must be usable from many threads at once, so each thread keeps one scratch,
+ * grown when a model with larger caps comes along and freed when the thread exits.
+ */
+typedef struct thread_scratch {
+    tdm__fscratch *fs;
+    size_t max_features, max_text_bytes;
+    float *scores;
+    size_t stride;
+} thread_scratch;
+
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+static int scratch_key_ok;
+
+static void scratch_destroy(void *p)
+{
+    thread_scratch *ts = p;
+    if (ts == NULL)
+        return;
+    tdm__fscratch_free(ts->fs);
+    free(ts->scores);
+    free(ts);
+}
+
+static void scratch_key_init(void)
+{
+    scratch_key_ok = pthread_key_create(&scratch_key, scratch_destroy) == 0;
+}
+
+static thread_scratch *scratch_get(const tdm_model *m)
+{
+    pthread_once(&scratch_once, scratch_key_init);
+    if (!scratch_key_ok)
+        return NULL;
+    thread_scratch *ts = pthread_getspecific(scratch_key);
+    if (ts == NULL) {
+        ts = calloc(1, sizeof *ts);
+        if (ts == NULL || pthread_setspecific(scratch_key, ts) != 0) {
+            free(ts);
+            return NULL;
+        }
+    }
+    if (ts->fs == NULL || ts->max_features < m->fz.max_features ||
+        ts->max_text_bytes < m->fz.max_text_bytes) {
+        tdm__fscratch *fs = tdm__fscratch_new(&m->fz);
+        if (fs == NULL)
+            return NULL;
+        tdm__fscratch_free(ts->fs);
+        ts->fs = fs;
+        ts->max_features = m->fz.max_features;
+        ts->max_text_bytes = m->fz.max_text_bytes;
+    }
+    if (ts->stride < m->stride) {
+        float *sc = alloc_floats(m->stride);
+        if (sc == NULL)
+            return NULL;
+        free(ts->scores);
+        ts->scores = sc;
+        ts->stride = m->stride;
+    }
+    return ts;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Prediction                                                                                 */
+/* ------------------------------------------------------------------------------------------ */
+
+/* Fills out->reasons with the features that raised label `top` most against the average. */
+static int explain(const tdm_model *m, const tdm_value *values, const tdm__fvec *x, uint32_t top,
+                   tdm__fscratch *fs, tdm_prediction *out)
+{
+    uint32_t rows[TDM_REASONS_MAX] = {0};
+    double contrib[TDM_REASONS_MAX] = {0};
+    size_t n = 0;
+    for (size_t j = 0; j < x->n; j++) {
+        const float *row = m->w + (size_t)x->index[j] * m->stride;
+        double mean = 0;
+        for (size_t c = 0; c < m->n_labels; c++)
+            mean += row[c];
+        mean /= (double)m->n_labels;
+        double v = x->value[j] * (row[top] - mean);
+        if (v <= 0)
+            continue;
+        /* Insertion into a short list kept sorted by contribution, largest first. */
+        size_t at = n < TDM_REASONS_MAX ? n : TDM_REASONS_MAX;
+        while (at > 0 && contrib[at - 1] < v)
+            at--;
+        if (at >= TDM_REASONS_MAX)
+            continue;
+        size_t last = n < TDM_REASONS_MAX ? n : TDM_REASONS_MAX - 1;
+        for (size_t i = last; i > at; i--) {
+            rows[i] = rows[i - 1];
+            contrib[i] = contrib[i - 1];
+        }
+        rows[at] = x->index[j];
+        contrib[at] = v;
+        if (n < TDM_REASONS_MAX)
+            n++;
+    }
+    char names[TDM_REASONS_MAX][TDM_FEATURE_NAME_MAX];
+    /* Naming re-runs the tokenizer; it leaves x (the merged vector) alone. */
+    int rc = tdm__featurize_names(&m->fz, values, fs, rows, n, names);
+    if (rc != 0)
+        return rc;
+    out->n_reasons = n;
+    for (size_t i = 0; i < n; i++) {
+        memcpy(out->reasons[i].feature, names[i], TDM_FEATURE_NAME_MAX);
+        if (out->reasons[i].feature[0] == '\0')
+            snprintf(out->reasons[i].feature, TDM_FEATURE_NAME_MAX, "#%u", (unsigned)rows[i]);
+        out->reasons[i].weight = contrib[i];
+    }
+    return 0;
+}
+
+int tdm_model_predict(const tdm_model *m, const tdm_value *values, size_t k, unsigned flags,
+                      tdm_prediction *out)
+{
+    if (m == NULL || values == NULL || out == NULL || k == 0 || k > TDM_TOP_MAX)
+        return TDM_EINVAL;
+    out->n_top = 0;
+    out->n_reasons = 0;
+    if (m->n_labels == 0)
+        return TDM_EINVAL;
+    thread_scratch *ts = scratch_get(m);
+    if (ts == NULL)
+        return TDM_ENOMEM;
+
+    tdm__fvec x;
+    int rc = tdm__featurize(&m->fz, values, ts->fs, &x);
+    if (rc != 0)
+        return rc;
+    float *p = ts->scores;
+    tdm__model_scores(m, &x, p);
+    softmax(p, m->n_labels, m->temperature);
+
+    if (k > m->n_labels)
+        k = m->n_labels;
+    for (size_t c = 0; c < m->n_labels; c++) {
+        size_t at = out->n_top;
+        while (at > 0 && out->top[at - 1].probability < p[c])
+            at--;
+        if (at >= k)
+            continue;
+        size_t last = out->n_top < k ? out->n_top : k - 1;
+        for (size_t i = last; i > at; i--)
+            out->top[i] = out->top[i - 1];
+        out->top[at].label = c;
+        out->top[at].probability = p[c];
+        if (out->n_top < k)
+            out->n_top++;
+    }
+    if (flags & TDM_PREDICT_REASONS)
+        return explain(m, values, &x, (uint32_t)out->top[0].label, ts->fs, out);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Online learning                                                                            */
+/* ------------------------------------------------------------------------------------------ */
+
+/* Lays the weight matrices out again with room for at least `want` classes. */
+static int widen(tdm_model *m, size_t want)
+{
+    size_t stride = round_stride(want);
+    float *w = alloc_floats(m->n_rows * stride);
+    float *g = alloc_floats(m->n_rows * stride);
+    float *b = alloc_floats(stride);
+    float *gb = alloc_floats(stride);
+    char **labels = calloc(stride, sizeof *labels);
+    if (!w || !g || !b || !gb || !labels) {
+        free(w);
+        free(g);
+        free(b);
+        free(gb);
+        free(labels);
+        return TDM_ENOMEM;
+    }
+    for (size_t r = 0; r < m->n_rows; r++) {
+        memcpy(w + r * stride, m->w + r * m->stride, m->stride * sizeof *w);
+        memcpy(g + r * stride, m->g + r * m->stride, m->stride * sizeof *g);
+        for (size_t c = m->stride; c < stride; c++)
+            g[r * stride + c] = TDM__ADAGRAD_INIT;
+    }
+    memcpy(b, m->bias, m->stride * sizeof *b);
+    memcpy(gb, m->gbias, m->stride * sizeof *gb);
+    for (size_t c = m->stride; c < stride; c++)
+        gb[c] = TDM__ADAGRAD_INIT;
+    memcpy(labels, m->labels, m->n_labels * sizeof *labels);
+    free(m->w);
+    free(m->g);
+    free(m->bias);
+    free(m->gbias);
+    free(m->labels);
+    m->w = w;
+    m->g = g;
+    m->bias = b;
+    m->gbias = gb;
+    m->labels = labels;
+    m->stride = stride;
+    return 0;
+}
+
+int tdm__model_add_label(tdm_model *m, const char *label, uint32_t *index)
+{
+    char *copy = strdup(label);
+    if (copy == NULL)
+        return TDM_ENOMEM;
+    if (m->n_labels == m->stride) {
+        int rc = widen(m, m->n_labels + 1);
+        if (rc != 0) {
+            free(copy);
+            return rc;
+        }
+    }
+    /* A new class starts below every known one, so it is not proposed for items unlike the
+     * examples that teach it. Its weights and accumulators are already fresh. */
+    float low = 0;
+    for (size_t c = 0; c < m->n_labels; c++)
+        if (c == 0 || m->bias[c] < low)
+            low = m->bias[c];
+    size_t c = m->n_labels;
+    m->bias[c] = m->n_labels > 0 ? low - 1.0f : 0.0f;
+    m->labels[c] = copy;
+    m->n_labels++;
+    *index = (uint32_t)c;
+    return 0;
+}
+
+int tdm_model_update(tdm_model *m, const tdm_value *values, const char *label, double weight,
+                     tdm_error *err)
+{
+    if (m == NULL || values == NULL || label == NULL)
+        return tdm__error(err, TDM_EINVAL, "tdm_model_update: model, values and label are needed");
+    if (!(weight > 0) || !isfinite(weight) || weight > 1000)
+        return tdm__error(err, TDM_EINVAL, "example weight %g is out of range (0, 1000]", weight);
+    if (label[0] == '\0')
+        return tdm__error(err, TDM_EINVAL, "the label is empty (give the correct label)");
+    thread_scratch *ts = scratch_get(m);
+    if (ts == NULL)
+        return tdm__error_code(err, TDM_ENOMEM);
+
+    uint32_t index;
+    int added = 0;
+    if (tdm__model_label_index(m, label, &index) != 0) {
+        int rc = tdm__model_add_label(m, label, &index);
+        if (rc != 0)
+            return tdm__error_code(err, rc);
+        added = 1;
+        ts = scratch_get(m); /* the stride may have grown */
+        if (ts == NULL)
+            return tdm__error_code(err, TDM_ENOMEM);
+    }
+    tdm__fvec x;
+    int rc = tdm__featurize(&m->fz, values, ts->fs, &x);
+    if (rc != 0) {
+        if (added) {
+            /* Take the label back out so a failed update leaves the model as it was. */
+            m->n_labels--;
+            free(m->labels[m->n_labels]);
+            m->labels[m->n_labels] = NULL;
+            m->bias[m->n_labels] = 0;
+        }
+        return tdm__error_code(err, rc);
+    }
+    tdm__model_step(m, &x, index, (float)weight, ts->scores);
+    m->online_updates++;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Inspection                                                                                 */
+/* ------------------------------------------------------------------------------------------ */
+
+size_t tdm_model_feature_rows(const tdm_model *m)
+{
+    return m->n_rows;
+}
+
+int tdm_model_featurize(const tdm_model *m, const tdm_value *values, uint32_t *index,
+                        float *value, size_t cap, size_t *n)
+{
+    if (m == NULL || values == NULL || n == NULL || (cap > 0 && (index == NULL || value == NULL)))
+        return TDM_EINVAL;
+    thread_scratch *ts = scratch_get(m);
+    if (ts == NULL)
+        return TDM_ENOMEM;
+    tdm__fvec x;
+    int rc = tdm__featurize(&m->fz, values, ts->fs, &x);
+    if (rc != 0)
+        return rc;
+    *n = x.n;
+    if (x.n > cap)
+        return TDM_ETOOBIG;
+    memcpy(index, x.index, x.n * sizeof *index);
+    memcpy(value, x.value, x.n * sizeof *value);
+    return 0;
+}
