@@ -40,10 +40,12 @@ static const char eval_usage[] =
     "\n"
     "training:\n"
     "  --seed N              shuffling, folds and split (default 1)\n"
-    "  --epochs N            passes over the data (default 8)\n"
+    "  --epochs N            passes over the data (default 20)\n"
     "  --learning-rate R     AdaGrad step (default 0.5)\n"
+    "  --dropout P           share of features hidden at each training step (default 0.8)\n"
     "  --folds K             cross-fitting folds for calibration and threshold (default 5)\n"
-    "  --hash-bits B         feature table of 2^B rows (default 18)\n"
+    "  --hash-bits B         feature table of 2^B rows, 8 to 26 (default: sized from the\n"
+    "                        number of labels, 2^16 to 2^20)\n"
     "\n"
     "output:\n"
     "  --json                print one JSON object (keys: accuracy, macro_f1, ece,\n"
@@ -177,7 +179,7 @@ static int parse_args(int argc, char **argv, eval_args *a)
 {
     enum {
         O_TRAIN = 256, O_TEST, O_FRACTION, O_LABEL, O_TEXT, O_FIELDS, O_TARGET, O_DELTA,
-        O_SEED, O_EPOCHS, O_LR, O_FOLDS, O_BITS, O_JSON, O_SAVE, O_DUMP, O_PRED
+        O_SEED, O_EPOCHS, O_LR, O_FOLDS, O_BITS, O_JSON, O_SAVE, O_DUMP, O_PRED, O_DROPOUT
     };
     static const struct option longopts[] = {
         {"train", required_argument, NULL, O_TRAIN},
@@ -191,6 +193,7 @@ static int parse_args(int argc, char **argv, eval_args *a)
         {"seed", required_argument, NULL, O_SEED},
         {"epochs", required_argument, NULL, O_EPOCHS},
         {"learning-rate", required_argument, NULL, O_LR},
+        {"dropout", required_argument, NULL, O_DROPOUT},
         {"folds", required_argument, NULL, O_FOLDS},
         {"hash-bits", required_argument, NULL, O_BITS},
         {"json", no_argument, NULL, O_JSON},
@@ -249,6 +252,10 @@ static int parse_args(int argc, char **argv, eval_args *a)
             break;
         case O_LR:
             if (cli_parse_double("--learning-rate", optarg, 1e-6, 100, &a->opts.learning_rate))
+                return CLI_EXIT_USAGE;
+            break;
+        case O_DROPOUT:
+            if (cli_parse_double("--dropout", optarg, 0, 0.95, &a->opts.dropout))
                 return CLI_EXIT_USAGE;
             break;
         case O_FOLDS:

@@ -165,6 +165,15 @@ double tdm_binomial_upper_bound(uint64_t errors, uint64_t n, double delta);
  */
 uint64_t tdm_risk_min_items(double alpha, double delta);
 
+/*
+ * Where the fixed sequence of tdm_risk_threshold() starts when there is enough data: the
+ * fewest items on which an observed error rate of alpha / 2 would already certify alpha
+ * (1,146 for alpha = 0.01 and delta = 0.05). Starting there, a few confidently wrong items
+ * near the top cannot stop the sequence before it has begun (docs/learning.md). Returns 0
+ * for arguments outside (0, 1).
+ */
+uint64_t tdm_risk_start_items(double alpha, double delta);
+
 typedef struct tdm_risk_result {
     int found;          /* 1 when a threshold was certified, else 0 */
     double threshold;   /* lowest certified confidence threshold; INFINITY when !found */
@@ -179,8 +188,9 @@ typedef struct tdm_risk_result {
  * error of items with confidence >= t stays <= alpha, testing the distinct confidence values
  * from high to low as a fixed sequence and stopping at the first failure (Learn then Test,
  * fixed-sequence form). The sequence starts at the highest value with at least
- * tdm_risk_min_items(alpha, delta) items at or above it; with fewer items than that nothing
- * can be certified and out->found is 0. correct[i] is 1 when item i was right.
+ * tdm_risk_start_items(alpha, delta) items at or above it, or, when there are fewer items
+ * than that in all, tdm_risk_min_items(alpha, delta); with fewer items than the latter
+ * nothing can be certified and out->found is 0. correct[i] is 1 when item i was right.
  * Returns 0, TDM_EINVAL for bad arguments, or TDM_ENOMEM.
  */
 int tdm_risk_threshold(const double *confidence, const unsigned char *correct, size_t n,
@@ -209,9 +219,13 @@ double tdm_expected_calibration_error(const double *confidence, const unsigned c
 typedef struct tdm_model tdm_model;
 
 typedef struct tdm_train_opts {
-    unsigned hash_bits;    /* feature table of 2^hash_bits rows; default 18, range 8..26 */
-    unsigned epochs;       /* shuffled passes in a batch fit; default 8 */
+    unsigned hash_bits;    /* feature table of 2^hash_bits rows, 8..26; default 0: sized from
+                              the label count to about 64 MiB of weights (2^17 rows for 77
+                              labels, 2^20 for two), within 2^16 .. 2^20 */
+    unsigned epochs;       /* shuffled passes in a batch fit; default 20 */
     double learning_rate;  /* AdaGrad base step; default 0.5 */
+    double dropout;        /* share of an example's features hidden at random at each step
+                              of a batch fit, [0, 0.95]; default 0.8 */
     unsigned folds;        /* cross-fitting folds for calibration and threshold; default 5;
                               0 or 1 fits on everything and leaves the model uncalibrated */
     uint64_t seed;         /* shuffling and fold assignment; default 1 */

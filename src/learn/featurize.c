@@ -12,9 +12,11 @@
  *                fast path that only lower-cases), cut to max_text_bytes at a character
  *                boundary, split into words (runs of letters, marks and digits; an apostrophe
  *                between letters stays inside the word). Tokens: every word, every pair of
- *                adjacent words, and every character 2..5-gram of the word padded with one
- *                space on each side (so prefixes and suffixes are marked). Character n-grams
- *                count code points, not bytes.
+ *                adjacent words in order (bigram), every unordered pair of words at most
+ *                PAIR_WINDOW apart ("lost ... card" and "card ... lost" alike, so a sentence
+ *                and its rephrasing share them), and every character 2..5-gram of the word
+ *                padded with one space on each side (so prefixes and suffixes are marked).
+ *                Character n-grams count code points, not bytes.
  *   categorical  one token field=value (the value trimmed of surrounding blanks).
  *   numeric      one token for the learned quantile bin the value falls in, plus one token
  *                whose weight is the value centred and scaled, clipped to [-4, 4].
@@ -52,6 +54,10 @@
 /* Salts separate the token kinds of one field in hash space. */
 #define SALT_WORD 0x77u
 #define SALT_BIGRAM 0xb16aull
+#define SALT_PAIR 0x9a1eull
+
+/* Words within this distance of each other also form an unordered pair token. */
+#define PAIR_WINDOW 4
 #define SALT_CHAR 0xc4a5ull
 #define SALT_CAT 0xca7ull
 #define SALT_BIN 0xb1ull
@@ -82,6 +88,7 @@ struct tdm__fscratch {
     uint32_t *out_index; /* the item's merged vector */
     float *out_value;
     size_t n_out;
+    size_t n_out_text; /* entries of out_* that came from text fields */
     uint32_t *tmp_index;
     float *tmp_value;
 
@@ -355,7 +362,7 @@ static void flush_block(tdm__fscratch *s, int kind)
     double norm = 0;
     for (size_t i = first; i < first + n; i++) {
         float v = s->out_value[i];
-        if (kind == BLOCK_TEXT)
+        if (kind == BLOCK_TEXT && v != 1.0f) /* most tokens occur once: 1 + ln 1 = 1 */
             v = 1.0f + logf(v);
         s->out_value[i] = v;
         norm += (double)v * v;
@@ -489,6 +496,51 @@ static int emit_char_grams(text_ctx *c, size_t ncp)
 }
 
 /*
+ * Emits the tokens of the n-th word (at t + start, wlen bytes): the word, the bigram with
+ * the word before it, and the unordered pairs with the words up to PAIR_WINDOW before it;
+ * then records it among the recent words. Returns 1 when the item's cap is reached.
+ */
+static int emit_word_tokens(text_ctx *c, const char *t, size_t start, size_t wlen,
+                            uint64_t *recent, size_t *recent_start, size_t *recent_len, size_t n)
+{
+    tdm__fscratch *s = c->s;
+    const tdm__field *field = c->field;
+    uint64_t h = XXH3_64bits_withSeed(t + start, wlen, field->seed ^ SALT_WORD);
+    uint32_t row = row_of(c->fz, h);
+    if (c->naming)
+        name_field_token(s, row, "%s:\"%.*s\"", field->name, t + start, wlen);
+    int full = emit(s, row, 1.0f);
+    for (size_t back = 1; back <= PAIR_WINDOW && back <= n && !full; back++) {
+        size_t at = (n - back) % PAIR_WINDOW;
+        uint64_t p = recent[at];
+        if (back == 1) {
+            row = row_of(c->fz, mix64(p * 31 + h + SALT_BIGRAM));
+            if (c->naming)
+                name_field_token(s, row, "%s:\"%.*s\"", field->name, t + recent_start[at],
+                                 start + wlen - recent_start[at]);
+            full = emit(s, row, 1.0f);
+            if (full)
+                break;
+        }
+        uint64_t lo = p < h ? p : h, hi = p < h ? h : p;
+        row = row_of(c->fz, mix64(lo * 131 + hi + SALT_PAIR));
+        if (c->naming) {
+            char pair[TDM_FEATURE_NAME_MAX];
+            snprintf(pair, sizeof pair, "\"%.*s\"+\"%.*s\"",
+                     (int)(recent_len[at] > 24 ? 24 : recent_len[at]), t + recent_start[at],
+                     (int)(wlen > 24 ? 24 : wlen), t + start);
+            name_field_token(s, row, "%s:%.*s", field->name, pair, strlen(pair));
+        }
+        full = emit(s, row, 1.0f);
+    }
+    size_t at = n % PAIR_WINDOW;
+    recent[at] = h;
+    recent_start[at] = start;
+    recent_len[at] = wlen;
+    return full;
+}
+
+/*
  * Tokenises one text value into two blocks: words and word pairs, then character n-grams.
  * The word block is flushed before the character block is generated, which needs the words
  * again, so the text is walked twice.
@@ -505,9 +557,11 @@ static int featurize_text(const tdm__featurizer *fz, tdm__fscratch *s, const tdm
     const uint8_t *u = (const uint8_t *)t;
 
     for (int pass = 0; pass < 2; pass++) {
-        uint64_t prev = 0;
-        size_t prev_start = 0;
-        int have_prev = 0, full = 0;
+        /* The last PAIR_WINDOW words: their hashes, and where they are for naming. */
+        uint64_t recent[PAIR_WINDOW];
+        size_t recent_start[PAIR_WINDOW], recent_len[PAIR_WINDOW];
+        size_t n_words = 0;
+        int full = 0;
         size_t i = 0;
         while (i < len && !full) {
             /* Skip to the start of a word. */
@@ -557,21 +611,8 @@ static int featurize_text(const tdm__featurizer *fz, tdm__fscratch *s, const tdm
             s->cp[ncp] = (uint32_t)(2 + wlen);
 
             if (pass == 0) {
-                uint64_t h = XXH3_64bits_withSeed(t + start, wlen, field->seed ^ SALT_WORD);
-                uint32_t row = row_of(fz, h);
-                if (naming)
-                    name_field_token(s, row, "%s:\"%.*s\"", field->name, t + start, wlen);
-                full = emit(s, row, 1.0f);
-                if (!full && have_prev) {
-                    uint32_t brow = row_of(fz, mix64(prev * 31 + h + SALT_BIGRAM));
-                    if (naming)
-                        name_field_token(s, brow, "%s:\"%.*s\"", field->name, t + prev_start,
-                                         start + wlen - prev_start);
-                    full = emit(s, brow, 1.0f);
-                }
-                prev = h;
-                prev_start = start;
-                have_prev = 1;
+                full = emit_word_tokens(&c, t, start, wlen, recent, recent_start, recent_len,
+                                        n_words++);
             } else {
                 full = emit_char_grams(&c, ncp);
             }
@@ -670,6 +711,7 @@ static int run(const tdm__featurizer *fz, const tdm_value *values, tdm__fscratch
         if (rc != 0)
             return rc;
     }
+    s->n_out_text = s->n_out;
     for (size_t i = 0; i < fz->n_fields; i++) {
         const tdm__field *f = &fz->fields[i];
         const tdm_value *v = &values[i];
@@ -695,11 +737,14 @@ int tdm__featurize(const tdm__featurizer *fz, const tdm_value *values, tdm__fscr
     if (rc != 0)
         return rc;
 
-    /* Merge rows that two blocks share, then scale the whole vector to unit norm. */
+    /* Merge rows that two blocks share, then scale the whole vector to unit norm. Merging
+     * keeps first appearances in order, so the text features still come first. */
     set_clear(s);
-    size_t n = 0;
+    size_t n = 0, n_text = 0;
     double norm = 0;
     for (size_t i = 0; i < s->n_out; i++) {
+        if (i == s->n_out_text)
+            n_text = n;
         int fresh;
         uint32_t h = set_slot(s, s->out_index[i], &fresh);
         if (fresh) {
@@ -718,9 +763,12 @@ int tdm__featurize(const tdm__featurizer *fz, const tdm_value *values, tdm__fscr
         for (size_t i = 0; i < n; i++)
             s->tmp_value[i] *= inv;
     }
+    if (s->n_out_text >= s->n_out)
+        n_text = n;
     out->index = s->tmp_index;
     out->value = s->tmp_value;
     out->n = n;
+    out->n_text = n_text;
     return 0;
 }
 

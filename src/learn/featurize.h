@@ -37,11 +37,16 @@ typedef struct tdm__featurizer {
     tdm__field *fields;
 } tdm__featurizer;
 
-/* A sparse vector: parallel arrays of feature rows and weights. */
+/*
+ * A sparse vector: parallel arrays of feature rows and weights. The first n_text entries
+ * come from text fields (many, redundant n-grams: training may drop some at random); the
+ * rest from structured fields (few, each one informative: never dropped).
+ */
 typedef struct tdm__fvec {
     uint32_t *index;
     float *value;
     size_t n;
+    size_t n_text;
 } tdm__fvec;
 
 /*

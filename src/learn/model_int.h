@@ -16,13 +16,8 @@
 #define TDM__CLASS_ALIGN 8
 
 /* AdaGrad's accumulators start here instead of 0, which would make the first step of every
- * weight a full learning-rate step whatever the gradient. */
-#define TDM__ADAGRAD_INIT 0.1f
-
-/* Classes whose gradient on an example is smaller than this are not updated for it. Late in
- * training nearly every class is, which makes an epoch several times cheaper; the skipped
- * steps would each move a weight by less than lr * 1e-4. */
-#define TDM__GRAD_SKIP 1e-4f
+ * feature a full learning-rate step whatever the gradient. */
+#define TDM__ADAGRAD_INIT 0.01f
 
 struct tdm_model {
     tdm__featurizer fz;
@@ -33,9 +28,9 @@ struct tdm_model {
 
     size_t n_rows; /* 1 << fz.hash_bits */
     float *w;      /* n_rows * stride weights, row-major: w[row * stride + class] */
-    float *g;      /* AdaGrad sums of squared gradients, same shape */
+    float *g;      /* n_rows AdaGrad sums of squared gradients, one per feature row */
     float *bias;   /* stride */
-    float *gbias;  /* stride */
+    float *gbias;  /* stride: AdaGrad sums for the bias, one per class */
 
     double learning_rate;
     double temperature;
@@ -53,8 +48,17 @@ struct tdm_model {
 int tdm__model_new(tdm__featurizer *fz, const char *const *labels, size_t n_labels,
                    double learning_rate, tdm_model **out);
 
-/* Resets weights and AdaGrad state to zero (for refitting the same model on other rows). */
+/* Resets weights and AdaGrad state to a fresh model's (for refitting on other rows). */
 void tdm__model_reset(tdm_model *m);
+
+/*
+ * Sets dst's weights and AdaGrad state to `scale` times src's (when `first`), or adds that
+ * to them (otherwise). Both models must have the same feature rows and stride.
+ */
+void tdm__model_accumulate(tdm_model *dst, const tdm_model *src, float scale, int first);
+
+/* Prefetches the weight rows of `x` into cache ahead of a step that will read them. */
+void tdm__model_prefetch(const tdm_model *m, const tdm__fvec *x);
 
 /* Raw scores (logits) of every class for a featurised item, into scores[0 .. stride). */
 void tdm__model_scores(const tdm_model *m, const tdm__fvec *x, float *scores);

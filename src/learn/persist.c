@@ -15,9 +15,9 @@
  *
  * Payload, in order: featurizer (hash bits, caps, fields with kind and numeric bins),
  * labels, learning rate, temperature, certified threshold and its risk target, counters,
- * bias and its AdaGrad sums, then the weight rows that differ from a fresh model, each as
- * its row number followed by n_labels weights and n_labels AdaGrad sums. Untouched rows are
- * left out, which keeps files a fraction of the in-memory matrix.
+ * bias and its AdaGrad sums, then the feature rows that differ from a fresh model, each as
+ * its row number, its AdaGrad sum and n_labels weights. Untouched rows are left out, which
+ * keeps files a fraction of the in-memory matrix.
  *
  * Every value is written and read through explicit byte shuffling (put_u32 / get_u32 ...),
  * never by dumping structs, so the file is the same on every platform. A reader checks the
@@ -119,9 +119,11 @@ static void patch_u64(writer *w, size_t at, uint64_t v)
 /* A row is worth saving when it differs from what tdm__model_reset() leaves. */
 static int row_touched(const tdm_model *m, size_t r)
 {
-    const float *w = m->w + r * m->stride, *g = m->g + r * m->stride;
+    if (m->g[r] != TDM__ADAGRAD_INIT)
+        return 1;
+    const float *w = m->w + r * m->stride;
     for (size_t c = 0; c < m->n_labels; c++)
-        if (w[c] != 0.0f || g[c] != TDM__ADAGRAD_INIT)
+        if (w[c] != 0.0f)
             return 1;
     return 0;
 }
@@ -180,11 +182,10 @@ int tdm_model_serialize(const tdm_model *m, unsigned char **out, size_t *out_len
         if (!row_touched(m, r))
             continue;
         put_u32(&w, (uint32_t)r);
-        const float *wr = m->w + r * m->stride, *gr = m->g + r * m->stride;
+        put_f32(&w, m->g[r]);
+        const float *wr = m->w + r * m->stride;
         for (size_t c = 0; c < m->n_labels; c++)
             put_f32(&w, wr[c]);
-        for (size_t c = 0; c < m->n_labels; c++)
-            put_f32(&w, gr[c]);
     }
     if (w.failed) {
         free(w.buf);
@@ -426,11 +427,10 @@ int tdm_model_deserialize(const unsigned char *buf, size_t len, const char *name
             goto fail;
         }
         prev = row;
-        float *wr = m->w + (size_t)row * m->stride, *gr = m->g + (size_t)row * m->stride;
+        m->g[row] = get_f32(&r);
+        float *wr = m->w + (size_t)row * m->stride;
         for (size_t c = 0; c < n_labels; c++)
             wr[c] = get_f32(&r);
-        for (size_t c = 0; c < n_labels; c++)
-            gr[c] = get_f32(&r);
     }
     if (r.bad || r.at != len - 8) {
         what = "its contents do not fill its length";

@@ -52,7 +52,22 @@ typedef struct tdm__rng {
 } tdm__rng;
 
 void tdm__rng_seed(tdm__rng *rng, uint64_t seed);
-uint64_t tdm__rng_next(tdm__rng *rng);
+
+/* The next 64 random bits. Inline: training draws one per two features it may drop. */
+static inline uint64_t tdm__rng_next(tdm__rng *rng)
+{
+    uint64_t *s = rng->s;
+    uint64_t x = s[1] * 5;
+    uint64_t result = ((x << 7) | (x >> 57)) * 9;
+    uint64_t t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = (s[3] << 45) | (s[3] >> 19);
+    return result;
+}
 /* Uniform in [0, bound) without modulo bias; bound must be > 0. */
 uint64_t tdm__rng_below(tdm__rng *rng, uint64_t bound);
 /* Uniform double in [0, 1). */

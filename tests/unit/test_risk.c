@@ -271,11 +271,18 @@ static void test_min_items(void **state)
  * The header's definition, done the slow way: candidates are the distinct confidences from
  * high to low; each counts the items at or above it from scratch.
  */
+/* Where the header says the sequence starts for n items. */
+static uint64_t first_count(size_t n, double alpha, double delta)
+{
+    uint64_t start = tdm_risk_start_items(alpha, delta);
+    return (uint64_t)n >= start ? start : tdm_risk_min_items(alpha, delta);
+}
+
 static void reference_quadratic(const double *conf, const unsigned char *correct, size_t n,
                                 double alpha, double delta, tdm_risk_result *out)
 {
     tdm_risk_result r = {0, INFINITY, 0, 0, 1.0, 0};
-    uint64_t min_items = tdm_risk_min_items(alpha, delta);
+    uint64_t min_items = first_count(n, alpha, delta);
     double prev = INFINITY;
     int first = 1;
     for (;;) {
@@ -331,7 +338,7 @@ static void reference_sorted(const double *conf, const unsigned char *correct, s
                              double alpha, double delta, tdm_risk_result *out)
 {
     tdm_risk_result r = {0, INFINITY, 0, 0, 1.0, 0};
-    uint64_t min_items = tdm_risk_min_items(alpha, delta);
+    uint64_t min_items = first_count(n, alpha, delta);
     pair *p = malloc((n ? n : 1) * sizeof *p);
     assert_non_null(p);
     for (size_t i = 0; i < n; i++) {
@@ -498,8 +505,9 @@ static void test_threshold_first_test_fails(void **state)
     assert_true(r.error_bound == tdm_binomial_upper_bound(1, 299, 0.05));
     assert_true(r.error_bound > 0.01);
 
-    /* A later pass must not rescue an earlier failure: 300 clean, 5 wrong, 5000 clean. */
-    enum { M = 5305 };
+    /* A later pass must not rescue an earlier failure: 300 clean, 5 wrong, 800 clean (fewer
+     * items than tdm_risk_start_items(), so the sequence starts at 299). */
+    enum { M = 1105 };
     static double c2[M];
     static unsigned char o2[M];
     for (size_t i = 0; i < M; i++) {
@@ -515,7 +523,53 @@ static void test_threshold_first_test_fails(void **state)
     tdm_risk_result want;
     reference_sorted(c2, o2, M, 0.01, 0.05, &want);
     assert_same_result(&r, &want);
-    assert_true(tdm_binomial_upper_bound(5, M, 0.05) <= 0.01); /* would pass, if reached */
+}
+
+static void test_start_items(void **state)
+{
+    (void)state;
+    /* Values from the Beta quantile with a real-valued error count (scipy.stats.beta.ppf):
+     * the smallest n with ppf(1 - delta, alpha n / 2 + 1, n - alpha n / 2) <= alpha. */
+    assert_int_equal(tdm_risk_start_items(0.01, 0.05), 1146);
+    assert_int_equal(tdm_risk_start_items(0.05, 0.05), 223);
+    assert_int_equal(tdm_risk_start_items(0.02, 0.05), 569);
+    assert_int_equal(tdm_risk_start_items(0.1, 0.1), 75);
+    assert_int_equal(tdm_risk_start_items(0.001, 0.05), 11529);
+    assert_int_equal(tdm_risk_start_items(0.01, 0.01), 2029);
+    assert_int_equal(tdm_risk_start_items(0.0, 0.05), 0);
+    assert_int_equal(tdm_risk_start_items(0.01, 1.0), 0);
+    /* Never before the point where zero errors certify. */
+    assert_true(tdm_risk_start_items(0.3, 0.05) >= tdm_risk_min_items(0.3, 0.05));
+    /* At the start, half the target error rate (rounded down) certifies. */
+    assert_true(tdm_binomial_upper_bound(5, 1146, 0.05) <= 0.01);
+}
+
+/*
+ * The reason for the later start: 10,000 items with two confidently wrong ones at ranks 400
+ * and 900 and 0.3% errors further down. Starting at 299 items, the sequence would stop at
+ * 399; starting at 1,146 it certifies thousands.
+ */
+static void test_threshold_start_tolerates_early_mistakes(void **state)
+{
+    (void)state;
+    enum { N = 10000 };
+    static double conf[N];
+    static unsigned char ok[N];
+    tdm__rng rng;
+    tdm__rng_seed(&rng, 7);
+    for (size_t i = 0; i < N; i++) {
+        conf[i] = 1.0 - (double)i / N;
+        ok[i] = i == 399 || i == 899 ? 0 : (i < 1000 ? 1 : tdm__rng_double(&rng) >= 0.003);
+    }
+    tdm_risk_result r = run(conf, ok, N, 0.01, 0.05);
+    tdm_risk_result want;
+    reference_sorted(conf, ok, N, 0.01, 0.05, &want);
+    assert_same_result(&r, &want);
+    assert_int_equal(r.found, 1);
+    assert_true(r.n_above > 5000);
+    assert_true(r.error_bound <= 0.01);
+    /* What the earliest possible start would have given. */
+    assert_false(tdm_binomial_upper_bound(1, 400, 0.05) <= 0.01);
 }
 
 static void test_threshold_ties_enter_together(void **state)
@@ -651,7 +705,7 @@ static void test_threshold_decision_at_the_boundary(void **state)
         for (size_t j = 0; j < 5; j++) {
             double alpha = b * (1.0 + nudges[j]);
             tdm_risk_result r = run(conf, ok, m, alpha, cases[c].delta);
-            if ((uint64_t)m < tdm_risk_min_items(alpha, cases[c].delta)) {
+            if ((uint64_t)m < first_count(m, alpha, cases[c].delta)) {
                 assert_int_equal(r.n_tested, 0);
                 continue;
             }
@@ -769,6 +823,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bound_published_values),
         cmocka_unit_test(test_bound_reference_values),
+        cmocka_unit_test(test_start_items),
+        cmocka_unit_test(test_threshold_start_tolerates_early_mistakes),
         cmocka_unit_test(test_bound_edges),
         cmocka_unit_test(test_bound_monotone),
         cmocka_unit_test(test_bound_inverts_brute_force_cdf),
