@@ -9,7 +9,7 @@
 #include <stdint.h>
 
 /* Exit codes: 0 success, 1 the work failed (bad data, I/O), 2 the command line is wrong. */
-#define CLI_EXIT_FAIL 1
+#define CLI_EXIT_FAIL  1
 #define CLI_EXIT_USAGE 2
 
 /* Subcommands: each takes argc/argv from its own name on and returns an exit code. */

@@ -105,31 +105,35 @@ static void field_list_release(field_list *fl)
     free(fl->spec);
 }
 
-/* Builds the model's input fields from the command line, or from every other column. */
+/*
+ * Builds the model's input fields from the command line, or from every other column.
+ * Returns 0, CLI_EXIT_USAGE (a malformed --fields) or CLI_EXIT_FAIL (the data lacks a
+ * column, or memory ran out).
+ */
 static int resolve_fields(const eval_args *a, const tdm_table *train, field_list *fl)
 {
     memset(fl, 0, sizeof *fl);
     for (size_t i = 0; i < a->n_text; i++)
         if (field_list_add(fl, a->text[i], TDM_FIELD_TEXT) != 0)
-            return -1;
+            return CLI_EXIT_FAIL;
     if (a->fields != NULL) {
         char *list = strdup(a->fields);
         if (list == NULL)
-            return -1;
+            return CLI_EXIT_FAIL;
         size_t cap = 1;
         for (const char *p = list; *p; p++)
             cap += *p == ',';
         fl->owned = calloc(cap, sizeof *fl->owned);
         if (fl->owned == NULL) {
             free(list);
-            return -1;
+            return CLI_EXIT_FAIL;
         }
         char *save = NULL;
         for (char *tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
             char *name = strdup(tok);
             if (name == NULL) {
                 free(list);
-                return -1;
+                return CLI_EXIT_FAIL;
             }
             fl->owned[fl->n_owned++] = name;
             char *colon = strrchr(name, ':');
@@ -141,19 +145,19 @@ static int resolve_fields(const eval_args *a, const tdm_table *train, field_list
                           "categorical or numeric)",
                           colon + 1, (int)(colon - name), name);
                 free(list);
-                return -1;
+                return CLI_EXIT_USAGE;
             }
             size_t col;
             if (tdm_table_column_index(train, name, &col) != 0) {
                 cli_error("--fields: %s has no column \"%s\"", tdm_table_name(train), name);
                 free(list);
-                return -1;
+                return CLI_EXIT_FAIL;
             }
             if (kind == 0)
                 kind = tdm_table_infer_kind(train, col);
             if (field_list_add(fl, name, kind) != 0) {
                 free(list);
-                return -1;
+                return CLI_EXIT_FAIL;
             }
         }
         free(list);
@@ -164,13 +168,12 @@ static int resolve_fields(const eval_args *a, const tdm_table *train, field_list
             if (strcmp(name, a->label) == 0)
                 continue;
             if (field_list_add(fl, name, tdm_table_infer_kind(train, c)) != 0)
-                return -1;
+                return CLI_EXIT_FAIL;
         }
     }
     if (fl->n == 0) {
-        cli_error("%s: no input columns besides the label \"%s\"", tdm_table_name(train),
-                  a->label);
-        return -1;
+        cli_error("%s: no input columns besides the label \"%s\"", tdm_table_name(train), a->label);
+        return CLI_EXIT_FAIL;
     }
     return 0;
 }
@@ -178,8 +181,24 @@ static int resolve_fields(const eval_args *a, const tdm_table *train, field_list
 static int parse_args(int argc, char **argv, eval_args *a)
 {
     enum {
-        O_TRAIN = 256, O_TEST, O_FRACTION, O_LABEL, O_TEXT, O_FIELDS, O_TARGET, O_DELTA,
-        O_SEED, O_EPOCHS, O_LR, O_FOLDS, O_BITS, O_JSON, O_SAVE, O_DUMP, O_PRED, O_DROPOUT
+        O_TRAIN = 256,
+        O_TEST,
+        O_FRACTION,
+        O_LABEL,
+        O_TEXT,
+        O_FIELDS,
+        O_TARGET,
+        O_DELTA,
+        O_SEED,
+        O_EPOCHS,
+        O_LR,
+        O_FOLDS,
+        O_BITS,
+        O_JSON,
+        O_SAVE,
+        O_DUMP,
+        O_PRED,
+        O_DROPOUT
     };
     static const struct option longopts[] = {
         {"train", required_argument, NULL, O_TRAIN},
@@ -362,7 +381,8 @@ static int build_test_set(const tdm_model *m, const tdm_table *t, const char *la
         if (truth == NULL || len == 0)
             continue; /* unlabelled rows cannot be scored */
         for (size_t f = 0; f < nf; f++)
-            ts->values[ts->n * nf + f].data = tdm_table_cell(t, r, cols[f], &ts->values[ts->n * nf + f].len);
+            ts->values[ts->n * nf + f].data =
+                tdm_table_cell(t, r, cols[f], &ts->values[ts->n * nf + f].len);
         label_ref key = {truth, 0};
         label_ref *hit = bsearch(&key, refs, nl, sizeof *refs, by_name);
         ts->truth[ts->n] = truth;
@@ -472,7 +492,8 @@ static int dump_features(const tdm_model *m, const tdm_table *t, const char *lab
             index[b] = ki;
             value[b] = kv;
         }
-        fprintf(f, "%ld", ts.truth_index[i] >= 0 ? ts.truth_index[i] : (long)tdm_model_label_count(m));
+        fprintf(f, "%ld",
+                ts.truth_index[i] >= 0 ? ts.truth_index[i] : (long)tdm_model_label_count(m));
         for (size_t k = 0; k < n; k++)
             fprintf(f, " %u:%.6g", index[k] + 1, value[k]);
         fputc('\n', f);
@@ -489,9 +510,9 @@ out:
     return rc;
 }
 
-static void print_json(const eval_args *a, const tdm_train_report *rep, double accuracy,
-                       double f1, double ece, double coverage, double sel_error, size_t n_test,
-                       double pps, size_t model_bytes)
+static void print_json(const eval_args *a, const tdm_train_report *rep, double accuracy, double f1,
+                       double ece, double coverage, double sel_error, size_t n_test, double pps,
+                       size_t model_bytes)
 {
     const tdm_risk_result *risk = &rep->risk;
     json_t *o = json_object();
@@ -502,7 +523,8 @@ static void print_json(const eval_args *a, const tdm_train_report *rep, double a
     json_object_set_new(o, "delta", json_real(a->opts.delta));
     json_object_set_new(o, "threshold", risk->found ? json_real(risk->threshold) : json_null());
     json_object_set_new(o, "coverage", json_real(coverage));
-    json_object_set_new(o, "selective_error", isnan(sel_error) ? json_null() : json_real(sel_error));
+    json_object_set_new(o, "selective_error",
+                        isnan(sel_error) ? json_null() : json_real(sel_error));
     json_object_set_new(o, "n_train", json_integer((json_int_t)rep->n_train));
     json_object_set_new(o, "n_test", json_integer((json_int_t)n_test));
     json_object_set_new(o, "n_classes", json_integer((json_int_t)rep->n_classes));
@@ -549,8 +571,11 @@ int cli_eval(int argc, char **argv)
         cli_error("%s", err.message);
         goto out;
     }
-    if (resolve_fields(&a, train, &fl) != 0)
+    int frc = resolve_fields(&a, train, &fl);
+    if (frc != 0) {
+        rc = frc;
         goto out;
+    }
 
     tdm_train_report rep;
     if (tdm_model_train(train, a.label, fl.spec, fl.n, &a.opts, &model, &rep, &err) != 0) {
@@ -639,8 +664,8 @@ int cli_eval(int argc, char **argv)
     if (a.json) {
         print_json(&a, &rep, accuracy, f1, ece, coverage, sel_error, n, pps, model_bytes);
     } else {
-        printf("trained on %zu items, %zu classes, in %.2f s (%u epochs, %u folds)\n",
-               rep.n_train, rep.n_classes, rep.seconds, a.opts.epochs, a.opts.folds);
+        printf("trained on %zu items, %zu classes, in %.2f s (%u epochs, %u folds)\n", rep.n_train,
+               rep.n_classes, rep.seconds, a.opts.epochs, a.opts.folds);
         printf("tested on %zu items\n\n", n);
         printf("  accuracy            %.4f\n", accuracy);
         printf("  macro F1            %.4f\n", f1);

@@ -220,8 +220,8 @@ typedef struct tdm_model tdm_model;
 
 typedef struct tdm_train_opts {
     unsigned hash_bits;    /* feature table of 2^hash_bits rows, 8..26; default 0: sized from
-                              the label count to about 64 MiB of weights (2^17 rows for 77
-                              labels, 2^20 for two), within 2^16 .. 2^20 */
+                              the label count to at most 128 MiB of weights (2^18 rows for
+                              77 labels, 2^20 for two), within 2^16 .. 2^20 */
     unsigned epochs;       /* shuffled passes in a batch fit; default 20 */
     double learning_rate;  /* AdaGrad base step; default 0.5 */
     double dropout;        /* share of an example's features hidden at random at each step
@@ -240,13 +240,13 @@ void tdm_train_opts_init(tdm_train_opts *opts);
 
 /* What a batch fit measured on the way (all from cross-fitted, out-of-fold scores). */
 typedef struct tdm_train_report {
-    size_t n_train;         /* rows trained on */
-    size_t n_classes;       /* distinct labels */
-    double temperature;     /* fitted calibration temperature (1 when folds < 2) */
-    double oof_accuracy;    /* accuracy of the out-of-fold predictions */
-    double oof_ece;         /* their expected calibration error, 15 bins */
-    tdm_risk_result risk;   /* certified threshold at opts->target_error, opts->delta */
-    double seconds;         /* wall-clock time of the whole fit */
+    size_t n_train;       /* rows trained on */
+    size_t n_classes;     /* distinct labels */
+    double temperature;   /* fitted calibration temperature (1 when folds < 2) */
+    double oof_accuracy;  /* accuracy of the out-of-fold predictions */
+    double oof_ece;       /* their expected calibration error, 15 bins */
+    tdm_risk_result risk; /* certified threshold at opts->target_error, opts->delta */
+    double seconds;       /* wall-clock time of the whole fit */
 } tdm_train_report;
 
 /*
@@ -278,8 +278,7 @@ const char *tdm_model_label(const tdm_model *model, size_t label);
 
 /* Calibration temperature, and the threshold certified when the model was trained. */
 double tdm_model_temperature(const tdm_model *model);
-const tdm_risk_result *tdm_model_risk(const tdm_model *model, double *target_error,
-                                      double *delta);
+const tdm_risk_result *tdm_model_risk(const tdm_model *model, double *target_error, double *delta);
 
 /* Examples the model has learned from: in its batch fit, and online since. */
 uint64_t tdm_model_examples_seen(const tdm_model *model, uint64_t *online_updates);
@@ -287,8 +286,8 @@ uint64_t tdm_model_examples_seen(const tdm_model *model, uint64_t *online_update
 /* Bytes of memory the model holds (weights, AdaGrad state and tables). */
 size_t tdm_model_memory_bytes(const tdm_model *model);
 
-#define TDM_TOP_MAX 8
-#define TDM_REASONS_MAX 8
+#define TDM_TOP_MAX          8
+#define TDM_REASONS_MAX      8
 #define TDM_FEATURE_NAME_MAX 72
 
 /* A prediction: the top labels with calibrated probabilities, and optionally why. */
@@ -348,8 +347,8 @@ int tdm_model_serialize(const tdm_model *model, unsigned char **buf, size_t *len
  * is truncated or fails its checksum is TDM_ECORRUPT; a newer format is TDM_EVERSION.
  * `name` is used in messages. On success *out is a new model you own.
  */
-int tdm_model_deserialize(const unsigned char *buf, size_t len, const char *name,
-                          tdm_model **out, tdm_error *err);
+int tdm_model_deserialize(const unsigned char *buf, size_t len, const char *name, tdm_model **out,
+                          tdm_error *err);
 
 /* Writes / reads a model file (the serialised form). Errors as above, plus TDM_EIO. */
 int tdm_model_save(const tdm_model *model, const char *path, tdm_error *err);

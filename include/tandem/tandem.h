@@ -22,9 +22,9 @@
 extern "C" {
 #endif
 
-#define TDM_VERSION_MAJOR 0
-#define TDM_VERSION_MINOR 1
-#define TDM_VERSION_PATCH 0
+#define TDM_VERSION_MAJOR  0
+#define TDM_VERSION_MINOR  1
+#define TDM_VERSION_PATCH  0
 #define TDM_VERSION_STRING "0.1.0"
 
 /* Error codes. Every failing function returns one of these (all negative). */

@@ -52,19 +52,19 @@
 #include "util/util.h"
 
 /* Salts separate the token kinds of one field in hash space. */
-#define SALT_WORD 0x77u
+#define SALT_WORD   0x77u
 #define SALT_BIGRAM 0xb16aull
-#define SALT_PAIR 0x9a1eull
+#define SALT_PAIR   0x9a1eull
 
 /* Words within this distance of each other also form an unordered pair token. */
-#define PAIR_WINDOW 4
-#define SALT_CHAR 0xc4a5ull
-#define SALT_CAT 0xca7ull
-#define SALT_BIN 0xb1ull
-#define SALT_NUM 0x4e4dull
+#define PAIR_WINDOW  4
+#define SALT_CHAR    0xc4a5ull
+#define SALT_CAT     0xca7ull
+#define SALT_BIN     0xb1ull
+#define SALT_NUM     0x4e4dull
 #define SALT_MISSING 0x3155ull
 
-#define BLOCK_TEXT 1 /* counts become 1 + ln(count) */
+#define BLOCK_TEXT  1 /* counts become 1 + ln(count) */
 #define BLOCK_PLAIN 0
 
 struct tdm__fscratch {
@@ -500,8 +500,8 @@ static int emit_char_grams(text_ctx *c, size_t ncp)
  * the word before it, and the unordered pairs with the words up to PAIR_WINDOW before it;
  * then records it among the recent words. Returns 1 when the item's cap is reached.
  */
-static int emit_word_tokens(text_ctx *c, const char *t, size_t start, size_t wlen,
-                            uint64_t *recent, size_t *recent_start, size_t *recent_len, size_t n)
+static int emit_word_tokens(text_ctx *c, const char *t, size_t start, size_t wlen, uint64_t *recent,
+                            size_t *recent_start, size_t *recent_len, size_t n)
 {
     tdm__fscratch *s = c->s;
     const tdm__field *field = c->field;
@@ -627,8 +627,8 @@ static int featurize_text(const tdm__featurizer *fz, tdm__fscratch *s, const tdm
 /* Structured fields                                                                          */
 /* ------------------------------------------------------------------------------------------ */
 
-static void featurize_categorical(const tdm__featurizer *fz, tdm__fscratch *s,
-                                  const tdm__field *f, const tdm_value *v, int naming)
+static void featurize_categorical(const tdm__featurizer *fz, tdm__fscratch *s, const tdm__field *f,
+                                  const tdm_value *v, int naming)
 {
     const char *p = v->data;
     size_t n = v->len;

@@ -54,7 +54,7 @@
  */
 typedef float v8f __attribute__((vector_size(32)));
 
-#define LOAD8(dst, p) memcpy(&(dst), (p), sizeof(v8f))
+#define LOAD8(dst, p)  memcpy(&(dst), (p), sizeof(v8f))
 #define STORE8(p, src) memcpy((p), &(src), sizeof(v8f))
 
 /* scores[0 .. stride) += sum over j of val[j] * w[idx[j]]: the forward pass. */
@@ -108,9 +108,10 @@ static size_t round_stride(size_t n)
 
 static float *alloc_floats(size_t n)
 {
-    /* 64-byte alignment keeps every row (a multiple of 8 floats) on a 32-byte boundary. */
+    /* 64-byte alignment keeps every row (a multiple of 8 floats) on a 32-byte boundary.
+     * (Transparent huge pages for the matrix were tried: no measurable gain.) */
     size_t bytes;
-    if (tdm__size_mul(n, sizeof(float), &bytes) != 0)
+    if (tdm__size_mul(n, sizeof(float), &bytes) != 0 || bytes > SIZE_MAX - 64)
         return NULL;
     bytes = (bytes + 63) / 64 * 64;
     float *p = aligned_alloc(64, bytes ? bytes : 64);
@@ -302,8 +303,7 @@ static void softmax(float *scores, size_t n, double t)
         scores[c] *= inv;
 }
 
-void tdm__model_step(tdm_model *m, const tdm__fvec *x, uint32_t label, float weight,
-                     float *scores)
+void tdm__model_step(tdm_model *m, const tdm__fvec *x, uint32_t label, float weight, float *scores)
 {
     const size_t stride = m->stride, n = m->n_labels;
     const float lr = (float)m->learning_rate;
@@ -566,13 +566,19 @@ int tdm__model_add_label(tdm_model *m, const char *label, uint32_t *index)
         }
     }
     /* A new class starts below every known one, so it is not proposed for items unlike the
-     * examples that teach it. Its weights and accumulators are already fresh. */
+     * examples that teach it, and its bias learns at the rate the others have settled to: a
+     * fresh AdaGrad sum would let its first example move the bias by a whole learning-rate
+     * step and spread the class's probability over every item. */
     float low = 0;
-    for (size_t c = 0; c < m->n_labels; c++)
+    double gsum = 0;
+    for (size_t c = 0; c < m->n_labels; c++) {
         if (c == 0 || m->bias[c] < low)
             low = m->bias[c];
+        gsum += m->gbias[c];
+    }
     size_t c = m->n_labels;
     m->bias[c] = m->n_labels > 0 ? low - 1.0f : 0.0f;
+    m->gbias[c] = m->n_labels > 0 ? (float)(gsum / (double)m->n_labels) : TDM__ADAGRAD_INIT;
     m->labels[c] = copy;
     m->n_labels++;
     *index = (uint32_t)c;
@@ -612,6 +618,7 @@ int tdm_model_update(tdm_model *m, const tdm_value *values, const char *label, d
             free(m->labels[m->n_labels]);
             m->labels[m->n_labels] = NULL;
             m->bias[m->n_labels] = 0;
+            m->gbias[m->n_labels] = TDM__ADAGRAD_INIT;
         }
         return tdm__error_code(err, rc);
     }
@@ -629,8 +636,8 @@ size_t tdm_model_feature_rows(const tdm_model *m)
     return m->n_rows;
 }
 
-int tdm_model_featurize(const tdm_model *m, const tdm_value *values, uint32_t *index,
-                        float *value, size_t cap, size_t *n)
+int tdm_model_featurize(const tdm_model *m, const tdm_value *values, uint32_t *index, float *value,
+                        size_t cap, size_t *n)
 {
     if (m == NULL || values == NULL || n == NULL || (cap > 0 && (index == NULL || value == NULL)))
         return TDM_EINVAL;

@@ -64,8 +64,7 @@ void tdm__model_prefetch(const tdm_model *m, const tdm__fvec *x);
 void tdm__model_scores(const tdm_model *m, const tdm__fvec *x, float *scores);
 
 /* One AdaGrad step on (x, label) with importance `weight`; `scores` is scratch (stride). */
-void tdm__model_step(tdm_model *m, const tdm__fvec *x, uint32_t label, float weight,
-                     float *scores);
+void tdm__model_step(tdm_model *m, const tdm__fvec *x, uint32_t label, float weight, float *scores);
 
 /* Finds a label's index. Returns 0 and sets *index, or TDM_ENOTFOUND. */
 int tdm__model_label_index(const tdm_model *m, const char *label, uint32_t *index);

@@ -36,10 +36,10 @@
 #include "learn/model_int.h"
 #include "util/util.h"
 
-#define TDM__MODEL_MAGIC "TDMMODEL"
+#define TDM__MODEL_MAGIC   "TDMMODEL"
 #define TDM__MODEL_VERSION 1u
-#define HEADER_BYTES 24
-#define MAX_STRING (1u << 20)
+#define HEADER_BYTES       24
+#define MAX_STRING         (1u << 20)
 
 /* ------------------------------------------------------------------------------------------ */
 /* Writing                                                                                    */
@@ -336,8 +336,8 @@ static int corrupt(tdm_error *err, const char *name, const char *what)
     return tdm__error(err, TDM_ECORRUPT, "%s: not a valid tandem model file (%s)", name, what);
 }
 
-int tdm_model_deserialize(const unsigned char *buf, size_t len, const char *name,
-                          tdm_model **out, tdm_error *err)
+int tdm_model_deserialize(const unsigned char *buf, size_t len, const char *name, tdm_model **out,
+                          tdm_error *err)
 {
     if (name == NULL)
         name = "model";

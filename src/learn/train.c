@@ -51,7 +51,7 @@ void tdm_train_opts_init(tdm_train_opts *o)
 /* Labelled rows featurised once: row i's features are index/value[start[i] .. start[i+1]). */
 typedef struct csr {
     size_t n;
-    size_t max_row; /* most features in one row */
+    size_t max_row;   /* most features in one row */
     uint32_t *n_text; /* per row: how many of its features come from text fields */
     size_t *start;
     uint32_t *index;
@@ -279,6 +279,15 @@ static void fit_rows(tdm_model *m, fit_ctx *ctx, uint32_t *order, size_t n)
         tdm__fvec next = drop_features(ctx, csr_row(x, order[0]), idx[0], val[0]);
         for (size_t i = 0; i < n; i++) {
             tdm__fvec v = next;
+            if (i + 2 < n) {
+                /* The example after next: its features, so that drawing its dropout next
+                 * step does not wait on memory either. */
+                const tdm__fvec far = csr_row(x, order[i + 2]);
+                for (size_t j = 0; j < far.n; j += 16) {
+                    __builtin_prefetch(far.index + j);
+                    __builtin_prefetch(far.value + j);
+                }
+            }
             if (i + 1 < n) {
                 next = drop_features(ctx, csr_row(x, order[i + 1]), idx[(i + 1) & 1],
                                      val[(i + 1) & 1]);
@@ -293,14 +302,15 @@ static void fit_rows(tdm_model *m, fit_ctx *ctx, uint32_t *order, size_t n)
 /*
  * The feature table's size when the caller leaves it to us: as many rows as fit in about
  * TDM__AUTO_TABLE_BYTES of weights for this many labels, within [2^16, 2^20]. Banking77's
- * 77 labels get 2^17 rows; a yes/no decision gets 2^20.
+ * 77 labels get 2^18 rows (84 MB; a batch fit holds two such matrices); a yes/no decision
+ * gets 2^20.
  */
-#define TDM__AUTO_TABLE_BYTES ((size_t)64 << 20)
+#define TDM__AUTO_TABLE_BYTES ((size_t)128 << 20)
 
 static unsigned auto_hash_bits(size_t n_labels)
 {
-    size_t row_bytes = (n_labels + TDM__CLASS_ALIGN - 1) / TDM__CLASS_ALIGN * TDM__CLASS_ALIGN *
-                       sizeof(float);
+    size_t row_bytes =
+        (n_labels + TDM__CLASS_ALIGN - 1) / TDM__CLASS_ALIGN * TDM__CLASS_ALIGN * sizeof(float);
     unsigned bits = 16;
     while (bits < 20 && ((size_t)2 << bits) * row_bytes <= TDM__AUTO_TABLE_BYTES)
         bits++;
@@ -310,7 +320,8 @@ static unsigned auto_hash_bits(size_t n_labels)
 static int check_opts(const tdm_train_opts *o, tdm_error *err)
 {
     if (o->hash_bits != 0 && (o->hash_bits < 8 || o->hash_bits > 26))
-        return tdm__error(err, TDM_EINVAL, "hash bits %u is out of range (8 to 26, or 0 for automatic)",
+        return tdm__error(err, TDM_EINVAL,
+                          "hash bits %u is out of range (8 to 26, or 0 for automatic)",
                           o->hash_bits);
     if (o->epochs < 1 || o->epochs > 1000)
         return tdm__error(err, TDM_EINVAL, "epochs %u is out of range (1 to 1000)", o->epochs);
@@ -476,7 +487,8 @@ int tdm_model_train(const tdm_table *t, const char *label_column, const tdm_fiel
     if (rc != 0)
         return rc;
     if (n_fields == 0)
-        return tdm__error(err, TDM_EINVAL, "no input fields: name at least one column to learn from");
+        return tdm__error(err, TDM_EINVAL,
+                          "no input fields: name at least one column to learn from");
 
     size_t label_col;
     if (tdm_table_column_index(t, label_column, &label_col) != 0)

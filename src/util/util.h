@@ -16,8 +16,7 @@
  * builds); a failing invariant is a bug in tandem, never a user error, so it aborts.
  */
 #ifdef TDM_DEBUG
-#define TDM_ASSERT(cond)                                                                           \
-    ((cond) ? (void)0 : tdm__assert_fail(#cond, __FILE__, __LINE__))
+#define TDM_ASSERT(cond) ((cond) ? (void)0 : tdm__assert_fail(#cond, __FILE__, __LINE__))
 #else
 #define TDM_ASSERT(cond) ((void)0)
 #endif
@@ -26,11 +25,11 @@ void tdm__assert_fail(const char *expr, const char *file, int line);
 
 #if defined(__GNUC__)
 #define TDM_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
-#define TDM_LIKELY(x) __builtin_expect(!!(x), 1)
-#define TDM_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define TDM_LIKELY(x)         __builtin_expect(!!(x), 1)
+#define TDM_UNLIKELY(x)       __builtin_expect(!!(x), 0)
 #else
 #define TDM_PRINTF(fmt, args)
-#define TDM_LIKELY(x) (x)
+#define TDM_LIKELY(x)   (x)
 #define TDM_UNLIKELY(x) (x)
 #endif
 

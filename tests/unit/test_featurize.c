@@ -82,6 +82,8 @@ static double norm(const vec *a)
 
 static vec va, vb;
 
+static int has_name(char (*names)[TDM_FEATURE_NAME_MAX], size_t n, const char *want);
+
 static void test_ascii_unit_norm_distinct_rows(void **state)
 {
     (void)state;
@@ -106,8 +108,14 @@ static void test_case_and_unicode_normalisation(void **state)
     featurize_text(&fx, "Lost CARD", 9, &va);
     featurize_text(&fx, "lost card", 9, &vb);
     assert_same_vec(&va, &vb);
-    featurize_text(&fx, "CAF\xc3\x89 \xc3\x9c" "BER", 11, &va); /* CAFÉ ÜBER */
-    featurize_text(&fx, "caf\xc3\xa9 \xc3\xbc" "ber", 11, &vb); /* café über */
+    featurize_text(&fx,
+                   "CAF\xc3\x89 \xc3\x9c"
+                   "BER",
+                   11, &va); /* CAFÉ ÜBER */
+    featurize_text(&fx,
+                   "caf\xc3\xa9 \xc3\xbc"
+                   "ber",
+                   11, &vb); /* café über */
     assert_same_vec(&va, &vb);
     /* Compatibility forms: the ligature "ﬁ" and full-width letters. */
     featurize_text(&fx, "\xef\xac\x81le", 5, &va); /* ﬁle */
@@ -224,23 +232,59 @@ static void test_tokens_words_pairs_chars(void **state)
     setup_text(&fx, 4096, 4096);
     const char *text = "Lost card";
     featurize_text(&fx, text, strlen(text), &va);
-    /* 2 words + 1 pair; character n-grams of " lost " (6 code points) and " card ":
-     * 5 + 4 + 3 + 2 each. */
-    assert_int_equal(va.n, 3 + 2 * 14);
+    /* 2 words + 1 bigram + 1 unordered pair; character n-grams of " lost " (6 code
+     * points) and " card ": 5 + 4 + 3 + 2 each. */
+    assert_int_equal(va.n, 4 + 2 * 14);
     static char names[64][TDM_FEATURE_NAME_MAX];
     tdm_value v = {text, strlen(text)};
     assert_int_equal(tdm__featurize_names(&fx.fz, &v, fx.s, va.index, va.n, names), 0);
     assert_true(has_name(names, va.n, "text:\"lost\""));
     assert_true(has_name(names, va.n, "text:\"lost card\""));
+    assert_true(has_name(names, va.n, "text:\"lost\"+\"card\""));
     assert_true(has_name(names, va.n, "text~\" ca\""));
     assert_true(has_name(names, va.n, "text~\"ard \""));
     assert_true(has_name(names, va.n, "text~\" card\""));
     assert_false(has_name(names, va.n, "text~\" card \"")); /* 6 code points: too long */
 
-    /* Repetition is sublinear: "card card card" weighs the word 1 + ln 3, not 3. */
+    /* Repetition merges: "card card card" has the rows of "card" plus the bigram and the
+     * pair "card card". */
     featurize_text(&fx, "card card card", 14, &va);
     featurize_text(&fx, "card", 4, &vb);
-    assert_int_equal(va.n, vb.n + 1); /* the pair "card card" is new */
+    assert_int_equal(va.n, vb.n + 2);
+
+    /* Sublinear weights: in "zz zz" the word occurs twice and weighs 1 + ln 2 against the
+     * bigram's 1 (same block, so normalisation cancels in the ratio). */
+    featurize_text(&fx, "zz zz", 5, &va);
+    tdm_value zz = {"zz zz", 5};
+    assert_int_equal(tdm__featurize_names(&fx.fz, &zz, fx.s, va.index, va.n, names), 0);
+    float word = 0, bigram = 0;
+    for (size_t i = 0; i < va.n; i++) {
+        if (strcmp(names[i], "text:\"zz\"") == 0)
+            word = va.value[i];
+        if (strcmp(names[i], "text:\"zz zz\"") == 0)
+            bigram = va.value[i];
+    }
+    assert_true(bigram > 0);
+    assert_true(fabsf(word / bigram - (1.0f + logf(2.0f))) < 1e-5f);
+
+    /* Unordered pairs: "lost card" and "card lost" share the pair row, not the bigram. */
+    featurize_text(&fx, "lost card", 9, &va);
+    featurize_text(&fx, "card lost", 9, &vb);
+    size_t shared = 0;
+    for (size_t i = 0; i < va.n; i++)
+        for (size_t j = 0; j < vb.n; j++)
+            shared += va.index[i] == vb.index[j];
+    assert_int_equal(shared, va.n - 1); /* everything but the ordered bigram */
+
+    /* Pairs reach PAIR_WINDOW (4) words back and no further. */
+    featurize_text(&fx, "alpha b c d echo", 16, &va);
+    featurize_text(&fx, "alpha b c d f echo", 18, &vb);
+    static char na[128][TDM_FEATURE_NAME_MAX], nb[128][TDM_FEATURE_NAME_MAX];
+    tdm_value a = {"alpha b c d echo", 16}, b = {"alpha b c d f echo", 18};
+    assert_int_equal(tdm__featurize_names(&fx.fz, &a, fx.s, va.index, va.n, na), 0);
+    assert_int_equal(tdm__featurize_names(&fx.fz, &b, fx.s, vb.index, vb.n, nb), 0);
+    assert_true(has_name(na, va.n, "text:\"alpha\"+\"echo\""));
+    assert_false(has_name(nb, vb.n, "text:\"alpha\"+\"echo\""));
     teardown(&fx);
 }
 
@@ -292,10 +336,10 @@ static void test_categorical_and_numeric(void **state)
     assert_int_equal(tdm__featurize(&fz, b, s, &x), 0);
     assert_int_equal(x.n, 3);
     memcpy(rb, x.index, 3 * sizeof *rb);
-    assert_int_equal(ra[0], rb[0]); /* same category after trimming */
+    assert_int_equal(ra[0], rb[0]);     /* same category after trimming */
     assert_int_not_equal(ra[1], rb[1]); /* different bins */
-    assert_int_equal(ra[2], rb[2]); /* the scaled-value row is shared ... */
-    assert_true(x.value[2] > 0);    /* ... with the sign of (95 - median) */
+    assert_int_equal(ra[2], rb[2]);     /* the scaled-value row is shared ... */
+    assert_true(x.value[2] > 0);        /* ... with the sign of (95 - median) */
 
     char names[3][TDM_FEATURE_NAME_MAX];
     assert_int_equal(tdm__featurize_names(&fz, b, s, rb, 3, names), 0);
