@@ -98,6 +98,18 @@ struct tdm__fscratch {
     char (*names)[TDM_FEATURE_NAME_MAX];
 };
 
+/* ASCII letters and digits, without the locale lookups of <ctype.h> (which also make the
+ * tokenizer depend on the process's locale). */
+static inline int ascii_alnum(unsigned c)
+{
+    return (c - '0' < 10u) || ((c | 0x20u) - 'a' < 26u);
+}
+
+static inline unsigned char ascii_lower(unsigned char c)
+{
+    return (unsigned char)((unsigned)c - 'A' < 26u ? c + 32 : c);
+}
+
 static inline uint64_t mix64(uint64_t x)
 {
     x ^= x >> 33;
@@ -383,7 +395,7 @@ static void flush_block(tdm__fscratch *s, int kind)
 static int is_word_cp(int32_t cp)
 {
     if (cp < 0x80)
-        return isalnum(cp);
+        return ascii_alnum((unsigned)cp);
     utf8proc_category_t c = utf8proc_category(cp);
     return c >= UTF8PROC_CATEGORY_LU && c <= UTF8PROC_CATEGORY_NO;
 }
@@ -414,7 +426,7 @@ static const char *normalise_text(const tdm__featurizer *fz, tdm__fscratch *s, c
 
     size_t i = 0;
     while (i < n && in[i] < 0x80) {
-        s->text[i] = (char)tolower(in[i]);
+        s->text[i] = (char)ascii_lower(in[i]);
         i++;
     }
     if (i == n) {
@@ -568,7 +580,7 @@ static int featurize_text(const tdm__featurizer *fz, tdm__fscratch *s, const tdm
             utf8proc_int32_t cp;
             utf8proc_ssize_t k;
             if (u[i] < 0x80) {
-                if (!isalnum(u[i])) {
+                if (!ascii_alnum(u[i])) {
                     i++;
                     continue;
                 }
@@ -590,8 +602,8 @@ static int featurize_text(const tdm__featurizer *fz, tdm__fscratch *s, const tdm
             while (i < len) {
                 size_t step;
                 if (u[i] < 0x80) {
-                    int ok = isalnum(u[i]) ||
-                             (u[i] == '\'' && i > start && i + 1 < len && isalnum(u[i + 1]));
+                    int ok = ascii_alnum(u[i]) ||
+                             (u[i] == '\'' && i > start && i + 1 < len && ascii_alnum(u[i + 1]));
                     if (!ok)
                         break;
                     step = 1;

@@ -286,19 +286,45 @@ void tdm__model_prefetch(const tdm_model *m, const tdm__fvec *x)
 }
 
 /* Turns scores[0 .. n) into probabilities softmax(scores / t), in place. */
+/*
+ * e^x for x <= 0, to about 2 ulp: x = k ln 2 + r with |r| <= ln 2 / 2, e^r by its degree-6
+ * Taylor polynomial, 2^k put into the exponent bits. Unlike expf() it has no error path,
+ * so the loop over a row of scores vectorises; a training step calls it for every label.
+ * Below -87 the result would be subnormal: it is 0.
+ */
+static inline float exp_nonpositive(float x)
+{
+    if (x < -87.0f)
+        return 0.0f;
+    const float k = floorf(x * 1.44269504088896341f + 0.5f);
+    const float r = x - k * 0.693359375f + k * 2.12194440e-4f;
+    float p = 1.0f / 720;
+    p = p * r + 1.0f / 120;
+    p = p * r + 1.0f / 24;
+    p = p * r + 1.0f / 6;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    int32_t bits = ((int32_t)k + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return p * scale;
+}
+
+/* Turns scores[0 .. n) into probabilities softmax(scores / t), in place. */
+TDM_KERNEL
 static void softmax(float *scores, size_t n, double t)
 {
     float mx = scores[0];
     for (size_t c = 1; c < n; c++)
-        if (scores[c] > mx)
-            mx = scores[c];
-    float inv_t = (float)(1.0 / t);
+        mx = scores[c] > mx ? scores[c] : mx;
+    const float inv_t = (float)(1.0 / t);
     float sum = 0;
     for (size_t c = 0; c < n; c++) {
-        scores[c] = expf((scores[c] - mx) * inv_t);
+        scores[c] = exp_nonpositive((scores[c] - mx) * inv_t);
         sum += scores[c];
     }
-    float inv = 1.0f / sum;
+    const float inv = 1.0f / sum;
     for (size_t c = 0; c < n; c++)
         scores[c] *= inv;
 }
