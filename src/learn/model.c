@@ -132,7 +132,8 @@ int tdm__model_new(tdm__featurizer *fz, const char *const *labels, size_t n_labe
     m->n_rows = (size_t)1 << m->fz.hash_bits;
     m->stride = round_stride(n_labels ? n_labels : 1);
     m->labels = calloc(m->stride, sizeof *m->labels);
-    m->w = alloc_floats(m->n_rows * m->stride);
+    size_t cells;
+    m->w = tdm__size_mul(m->n_rows, m->stride, &cells) == 0 ? alloc_floats(cells) : NULL;
     m->g = alloc_floats(m->n_rows);
     m->bias = alloc_floats(m->stride);
     m->gbias = alloc_floats(m->stride);
@@ -448,6 +449,19 @@ static thread_scratch *scratch_get(const tdm_model *m)
     return ts;
 }
 
+/*
+ * Featurises one item into this thread's scratch: *ts is the scratch, *x points into it and
+ * stays valid until the thread's next call. Returns 0, TDM_ENOMEM or the featurizer's error.
+ */
+static int featurize_item(const tdm_model *m, const tdm_value *values, thread_scratch **ts,
+                          tdm__fvec *x)
+{
+    *ts = scratch_get(m);
+    if (*ts == NULL)
+        return TDM_ENOMEM;
+    return tdm__featurize(&m->fz, values, (*ts)->fs, x);
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* Prediction                                                                                 */
 /* ------------------------------------------------------------------------------------------ */
@@ -508,12 +522,9 @@ int tdm_model_predict(const tdm_model *m, const tdm_value *values, size_t k, uns
     out->n_reasons = 0;
     if (m->n_labels == 0)
         return TDM_EINVAL;
-    thread_scratch *ts = scratch_get(m);
-    if (ts == NULL)
-        return TDM_ENOMEM;
-
+    thread_scratch *ts;
     tdm__fvec x;
-    int rc = tdm__featurize(&m->fz, values, ts->fs, &x);
+    int rc = featurize_item(m, values, &ts, &x);
     if (rc != 0)
         return rc;
     float *p = ts->scores;
@@ -620,10 +631,6 @@ int tdm_model_update(tdm_model *m, const tdm_value *values, const char *label, d
         return tdm__error(err, TDM_EINVAL, "example weight %g is out of range (0, 1000]", weight);
     if (label[0] == '\0')
         return tdm__error(err, TDM_EINVAL, "the label is empty (give the correct label)");
-    thread_scratch *ts = scratch_get(m);
-    if (ts == NULL)
-        return tdm__error_code(err, TDM_ENOMEM);
-
     uint32_t index;
     int added = 0;
     if (tdm__model_label_index(m, label, &index) != 0) {
@@ -631,12 +638,11 @@ int tdm_model_update(tdm_model *m, const tdm_value *values, const char *label, d
         if (rc != 0)
             return tdm__error_code(err, rc);
         added = 1;
-        ts = scratch_get(m); /* the stride may have grown */
-        if (ts == NULL)
-            return tdm__error_code(err, TDM_ENOMEM);
     }
+    /* After adding the label: the scratch's score buffer follows the model's stride. */
+    thread_scratch *ts;
     tdm__fvec x;
-    int rc = tdm__featurize(&m->fz, values, ts->fs, &x);
+    int rc = featurize_item(m, values, &ts, &x);
     if (rc != 0) {
         if (added) {
             /* Take the label back out so a failed update leaves the model as it was. */
@@ -667,11 +673,9 @@ int tdm_model_featurize(const tdm_model *m, const tdm_value *values, uint32_t *i
 {
     if (m == NULL || values == NULL || n == NULL || (cap > 0 && (index == NULL || value == NULL)))
         return TDM_EINVAL;
-    thread_scratch *ts = scratch_get(m);
-    if (ts == NULL)
-        return TDM_ENOMEM;
+    thread_scratch *ts;
     tdm__fvec x;
-    int rc = tdm__featurize(&m->fz, values, ts->fs, &x);
+    int rc = featurize_item(m, values, &ts, &x);
     if (rc != 0)
         return rc;
     *n = x.n;
