@@ -251,10 +251,11 @@ typedef struct tdm_train_report {
 
 /*
  * Trains a model on every row of `data`: `label_column` holds the class, `fields` the inputs
- * (each must name a column of the table). With opts->folds >= 2 it also cross-fits: K models
- * each trained on K-1 folds score the fold they did not see; those scores fit the
- * temperature and choose the certified threshold, which are stored in the model. Then the
- * final model is fitted on all rows.
+ * (each must name a column of the table). With opts->folds = K >= 2 (and at least 2K labelled
+ * rows) it cross-fits: K models each trained on K-1 folds score the fold they did not see;
+ * those scores fit the temperature and choose the certified threshold, which are stored in
+ * the model, and the model returned is the average of the K fold models. Otherwise it is
+ * fitted once on all rows, uncalibrated and with no certified threshold.
  *
  * On success *out is a new model you own (free with tdm_model_free()) and `report`, when not
  * NULL, is filled. Errors: TDM_ENOTFOUND (a column is missing; the message names it),

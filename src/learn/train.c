@@ -23,7 +23,6 @@
  * learned from: that is what the certificate rests on.
  */
 #include <math.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
