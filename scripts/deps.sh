@@ -4,7 +4,8 @@
 set -euo pipefail
 
 packages=(build-essential cmake pkg-config libjansson-dev libxxhash-dev libutf8proc-dev
-          libcmocka-dev)
+          libcmocka-dev libsqlite3-dev libyaml-dev libmicrohttpd-dev libsodium-dev
+          libcurl4-openssl-dev curl)
 if [[ "${1:-}" == "--bench" ]]; then
     packages+=(fasttext liblinear-tools time)
 fi

@@ -39,6 +39,8 @@ enum tdm_errcode {
     TDM_ENOTFOUND = -7, /* a named thing (column, label, ...) does not exist */
     TDM_ETOOBIG = -8,   /* input exceeds a configured limit */
     TDM_ENODATA = -9,   /* not enough data to do what was asked */
+    TDM_ECONFLICT = -10, /* the thing changed or was taken meanwhile (HTTP 409) */
+    TDM_EBUSY = -11,     /* the store is busy or shutting down; try again */
 };
 
 /* Returns a static, human-readable name for an error code ("out of memory"). Never NULL. */
@@ -54,6 +56,7 @@ const char *tdm_strerror(int code);
 typedef struct tdm_error {
     int code;
     char message[TDM_ERROR_MESSAGE_MAX];
+    char field[64]; /* the input field at fault ("steps[0].allocation", "value"), or "" */
 } tdm_error;
 
 /* Frees memory that a tandem function handed to the caller. NULL is ignored. */

@@ -33,6 +33,10 @@ const char *tdm_strerror(int code)
         return "input exceeds a limit";
     case TDM_ENODATA:
         return "not enough data";
+    case TDM_ECONFLICT:
+        return "conflict";
+    case TDM_EBUSY:
+        return "busy";
     default:
         return "unknown error";
     }
@@ -62,6 +66,7 @@ int tdm__error(tdm_error *err, int code, const char *fmt, ...)
         err->code = code;
         vsnprintf(err->message, sizeof err->message, fmt, ap);
         va_end(ap);
+        err->field[0] = '\0';
     }
     return code;
 }
@@ -81,7 +86,21 @@ void tdm__error_clear(tdm_error *err)
     if (err != NULL) {
         err->code = TDM_OK;
         err->message[0] = '\0';
+        err->field[0] = '\0';
     }
+}
+
+int tdm__error_field(tdm_error *err, int code, const char *field, const char *fmt, ...)
+{
+    if (err != NULL) {
+        va_list ap;
+        va_start(ap, fmt);
+        err->code = code;
+        vsnprintf(err->message, sizeof err->message, fmt, ap);
+        va_end(ap);
+        snprintf(err->field, sizeof err->field, "%s", field ? field : "");
+    }
+    return code;
 }
 
 static uint64_t splitmix64(uint64_t *x)

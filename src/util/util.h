@@ -39,6 +39,10 @@ void tdm__assert_fail(const char *expr, const char *file, int line);
  */
 int tdm__error(tdm_error *err, int code, const char *fmt, ...) TDM_PRINTF(3, 4);
 
+/* Like tdm__error(), and names the input field at fault (copied into err->field). */
+int tdm__error_field(tdm_error *err, int code, const char *field, const char *fmt, ...)
+    TDM_PRINTF(4, 5);
+
 /* Records `code` with tdm_strerror(code) as its message, unless `err` already has one. */
 int tdm__error_code(tdm_error *err, int code);
 

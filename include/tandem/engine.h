@@ -1,0 +1,168 @@
+/*
+ * engine.h — the tandem engine: processes, intake, routing with guarantees, human queues,
+ * feedback and the audit trail, on an embedded SQLite store.
+ *
+ * The engine speaks JSON: requests that carry a body take it as text, and every answer is
+ * a JSON text the caller owns (free it with tdm_free()). The HTTP server and the command
+ * line are thin layers over these calls, so both behave the same. docs/api.md documents
+ * every answer's shape.
+ *
+ * Errors map onto HTTP statuses: TDM_EPARSE 400 (malformed body), TDM_EINVAL 422 (a value
+ * that is well-formed but not acceptable; err->field names it), TDM_ENOTFOUND 404,
+ * TDM_ECONFLICT 409 (the task or item changed meanwhile), TDM_ETOOBIG 413, TDM_EBUSY 503,
+ * anything else 500. A failed call changes nothing that is stored.
+ *
+ * Every function is safe to call from several threads at once. `actor` names who acts (a
+ * person, a service); it is recorded on the audit trail; NULL means "api".
+ */
+#ifndef TANDEM_ENGINE_H
+#define TANDEM_ENGINE_H
+
+#include "tandem/learn.h"
+#include "tandem/tandem.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct tdm_engine tdm_engine;
+
+typedef struct tdm_engine_opts {
+    const char *db_path;       /* SQLite database file, created (with its schema) if missing */
+    unsigned commit_window_us; /* how long the writer gathers work into one durable commit;
+                                  default 500 (microseconds) */
+    uint64_t seed;             /* audit-sample draws; 0 (default) seeds from the clock */
+    int read_only;             /* open for reading and verifying only */
+} tdm_engine_opts;
+
+/* Fills `opts` with the defaults above (db_path NULL: the caller must set it). */
+void tdm_engine_opts_init(tdm_engine_opts *opts);
+
+/*
+ * Opens (creating or migrating) the store at opts->db_path and starts the engine. On success
+ * *out is yours; close it with tdm_engine_close(). Errors: TDM_EIO (cannot open), TDM_EVERSION
+ * (a database from a newer tandem), TDM_ECORRUPT, TDM_ENOMEM.
+ */
+int tdm_engine_open(const tdm_engine_opts *opts, tdm_engine **out, tdm_error *err);
+
+/* Finishes pending commits, saves model snapshots, closes the store. NULL is ignored. */
+void tdm_engine_close(tdm_engine *e);
+
+/* ---- processes ---------------------------------------------------------------------------- */
+
+/*
+ * Creates or replaces the process `name` from its YAML text (docs/process-file.md); `name`
+ * must match the file's `process` key. Steps whose inputs, labels and model are unchanged keep
+ * their trained model. Answers the process summary (as tdm_engine_get_process()).
+ */
+int tdm_engine_put_process(tdm_engine *e, const char *name, const char *yaml, size_t len,
+                           const char *actor, char **json, tdm_error *err);
+
+/* {"processes": [summary, ...]} */
+int tdm_engine_list_processes(tdm_engine *e, char **json, tdm_error *err);
+
+/* The summary: name, version, owner, kpis, baseline, steps with their state (model version,
+ * threshold, paused), counts. */
+int tdm_engine_get_process(tdm_engine *e, const char *name, char **json, tdm_error *err);
+
+/*
+ * Initial training from history: `data` is CSV (header row) or JSON Lines of labelled
+ * examples (TDM_FORMAT_AUTO sniffs). Every AI or hybrid step whose output column is present
+ * is trained and gets a new model version with its certified threshold. Answers
+ * {"process", "steps": [{"step", "model_version", "n_train", "n_classes", "threshold",
+ * "oof_accuracy", "seconds"}]}.
+ */
+int tdm_engine_train(tdm_engine *e, const char *process, const char *data, size_t len,
+                     tdm_table_format format, const char *actor, char **json, tdm_error *err);
+
+/* ---- items -------------------------------------------------------------------------------- */
+
+/*
+ * Takes items in: `body` is one JSON object (jsonl = 0) or JSON Lines (jsonl = 1). Each item
+ * is routed through the process's steps and stored durably before this returns. An item may
+ * carry its own "id" (a string); submitting an id again replaces the item (its version
+ * grows, open tasks on the old version can no longer be completed). The answer has one result
+ * per item, in input order: one JSON object, or JSON Lines:
+ *   {"id", "status": "decided", "step", "decision": {"id", "value", "confidence", "by"}}
+ *   {"id", "status": "queued", "step", "task_id", "proposal": {"value", "confidence"} | null}
+ * A batch is all or nothing: if one line is bad, nothing is stored and the error names the
+ * line. *json_len receives the answer's length.
+ */
+int tdm_engine_submit(tdm_engine *e, const char *process, const char *body, size_t len, int jsonl,
+                      const char *actor, char **json, size_t *json_len, tdm_error *err);
+
+/* {"id", "process", "version", "status", "fields", "received_at", "decisions", "tasks"} */
+int tdm_engine_get_item(tdm_engine *e, const char *id, char **json, tdm_error *err);
+
+/* ---- queues and tasks --------------------------------------------------------------------- */
+
+/*
+ * {"tasks": [...]}: the queue's tasks in the given state ("open", "claimed" or "done"; NULL
+ * means open), most urgent first (priority, then due time), at most `limit` (1..1000).
+ * A claimed task whose lease has run out is open again.
+ */
+int tdm_engine_list_tasks(tdm_engine *e, const char *queue, const char *state, size_t limit,
+                          char **json, tdm_error *err);
+
+/* Claims a task for `actor` for lease_seconds (1..86400; 0 means 300). 409 when someone else
+ * holds it or it is done. Answers the task. */
+int tdm_engine_claim_task(tdm_engine *e, const char *task_id, const char *actor,
+                          unsigned lease_seconds, char **json, tdm_error *err);
+
+/*
+ * Completes a task: `body` is {"action": "accept" | "correct" | "escalate", "value": ...,
+ * "comment": ...}. accept keeps the AI's proposal, correct needs a value of the step's output
+ * type (and in its label set, if it has one), escalate moves the task to the step's
+ * escalation queue. 409 when the task is done, held by someone else, or its item changed.
+ * Answers {"task", "decision"} (decision null for escalate).
+ */
+int tdm_engine_complete_task(tdm_engine *e, const char *task_id, const char *actor,
+                             const char *body, size_t len, char **json, tdm_error *err);
+
+/* ---- feedback ----------------------------------------------------------------------------- */
+
+/*
+ * A verdict on any decision: `body` is {"verdict": "accurate" | "inaccurate", "correction":
+ * ..., "comment": ...}. The step's model learns from it at once. Answers {"feedback_id",
+ * "decision_id", "model_version"}.
+ */
+int tdm_engine_feedback(tdm_engine *e, const char *decision_id, const char *actor,
+                        const char *body, size_t len, char **json, tdm_error *err);
+
+/* ---- audit trail -------------------------------------------------------------------------- */
+
+/* {"entries": [...], "next": SEQ}: entries with seq > after, oldest first, at most limit. */
+int tdm_engine_audit(tdm_engine *e, uint64_t after, size_t limit, char **json, tdm_error *err);
+
+typedef struct tdm_audit_check {
+    int ok;             /* 1 when every entry matches its hash and its predecessor */
+    uint64_t entries;   /* entries checked */
+    uint64_t first_bad; /* seq of the first entry that does not match (0 when ok) */
+    char reason[256];   /* what did not match */
+} tdm_audit_check;
+
+/* Recomputes the hash chain from the first entry and reports the first that does not match. */
+int tdm_engine_audit_verify(tdm_engine *e, tdm_audit_check *out, tdm_error *err);
+
+/* ---- export and health -------------------------------------------------------------------- */
+
+typedef enum tdm_export_format { TDM_EXPORT_CSV = 1, TDM_EXPORT_JSONL = 2 } tdm_export_format;
+
+/*
+ * Streams every decision (of `process`, or of all when NULL) to `write`, oldest first: one
+ * row each with decision id, item id, process, step, value, confidence, by, kind (model or
+ * person), autonomous, created_at. `write` returns 0 to go on, non-zero to stop (the call
+ * then returns TDM_EIO).
+ */
+int tdm_engine_export_decisions(tdm_engine *e, const char *process, tdm_export_format format,
+                                int (*write)(void *ctx, const char *data, size_t len), void *ctx,
+                                tdm_error *err);
+
+/* {"status": "ok", "version", "items", "open_tasks", "audit_entries"} */
+int tdm_engine_health(tdm_engine *e, char **json, tdm_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TANDEM_ENGINE_H */
