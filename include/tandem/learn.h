@@ -197,6 +197,25 @@ int tdm_risk_threshold(const double *confidence, const unsigned char *correct, s
                        double alpha, double delta, tdm_risk_result *out);
 
 /*
+ * tdm_risk_threshold() for weighted items, such as audit samples drawn at a rate r and so
+ * weighing 1/r. At each candidate threshold the items above it count as n_eff = (sum w)^2 /
+ * sum w^2 items (Kish's effective sample size) with an error rate of sum w*wrong / sum w,
+ * and the Clopper-Pearson bound is taken at that real-valued count. With every weight 1 this
+ * is exactly tdm_risk_threshold(). out->n_above and out->errors count items, unweighted.
+ * Weights must be finite and > 0 (else TDM_EINVAL).
+ */
+int tdm_risk_threshold_weighted(const double *confidence, const unsigned char *correct,
+                                const double *weight, size_t n, double alpha, double delta,
+                                tdm_risk_result *out);
+
+/*
+ * The Clopper-Pearson lower bound on an error rate: with probability 1 - delta the true rate
+ * is at or above it (0 when errors == 0). Used to tell when audited errors prove a step's
+ * autonomous decisions worse than their budget.
+ */
+double tdm_binomial_lower_bound(uint64_t errors, uint64_t n, double delta);
+
+/*
  * Fits a temperature T > 0 minimising the negative log-likelihood of softmax(logits / T)
  * on held-out scores. logits is n rows of `n_classes` values, row i starting at
  * logits[i * stride]; labels[i] is the true class of row i. Returns 0, TDM_EINVAL or
@@ -233,6 +252,7 @@ typedef struct tdm_train_opts {
     size_t max_features;   /* features generated per item; default 4096 */
     double target_error;   /* alpha for the certified threshold; default 0.01 */
     double delta;          /* failure probability of the certificate; default 0.05 */
+    int keep_scores;       /* fill the report's out-of-fold scores (see tdm_train_report) */
 } tdm_train_opts;
 
 /* Fills `opts` with the defaults above. */
@@ -247,7 +267,16 @@ typedef struct tdm_train_report {
     double oof_ece;       /* their expected calibration error, 15 bins */
     tdm_risk_result risk; /* certified threshold at opts->target_error, opts->delta */
     double seconds;       /* wall-clock time of the whole fit */
+    /* With opts->keep_scores: the calibrated out-of-fold confidence of each labelled row and
+     * whether its top label was right (n_scores rows, in table order). Free them with
+     * tdm_train_report_release(). NULL otherwise. */
+    size_t n_scores;
+    double *oof_confidence;
+    unsigned char *oof_correct;
 } tdm_train_report;
+
+/* Frees what a report holds (its score arrays); the struct itself is the caller's. */
+void tdm_train_report_release(tdm_train_report *report);
 
 /*
  * Trains a model on every row of `data`: `label_column` holds the class, `fields` the inputs

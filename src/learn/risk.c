@@ -239,20 +239,19 @@ static double incbeta(double a, double b, double x, double y, double *lower, dou
     return pf / (x * y);
 }
 
-double tdm_binomial_upper_bound(uint64_t errors, uint64_t n, double delta)
+/*
+ * The Clopper-Pearson upper bound for k errors among n items, with k and n real (weighted
+ * counts); k < n, n > 0. The integer entry point below checks its arguments first.
+ */
+static double cp_upper(double k, double dn, double delta)
 {
-    if (!(delta > 0.0 && delta < 1.0) || errors > n)
-        return NAN;
-    if (n == 0 || errors == n)
-        return 1.0;
-    double dn = (double)n;
     double log_delta = log(delta);
-    if (errors == 0)
+    if (k == 0.0)
         return -expm1(log_delta / dn);
 
     /* P(X <= k; n, p) = 1 - I_p(a, b): the upper tail of Beta(a, b) at p. */
-    double a = (double)errors + 1.0;
-    double b = dn - (double)errors;
+    double a = k + 1.0;
+    double b = dn - k;
     double lo = 0.0; /* tail(lo) > delta */
     double hi = 1.0; /* tail(hi) <= delta */
     double p = a / (a + b);
@@ -295,6 +294,25 @@ double tdm_binomial_upper_bound(uint64_t errors, uint64_t n, double delta)
     return p;
 }
 
+double tdm_binomial_upper_bound(uint64_t errors, uint64_t n, double delta)
+{
+    if (!(delta > 0.0 && delta < 1.0) || errors > n)
+        return NAN;
+    if (n == 0 || errors == n)
+        return 1.0;
+    return cp_upper((double)errors, (double)n, delta);
+}
+
+double tdm_binomial_lower_bound(uint64_t errors, uint64_t n, double delta)
+{
+    if (!(delta > 0.0 && delta < 1.0) || errors > n)
+        return NAN;
+    if (errors == 0)
+        return 0.0;
+    /* A lower bound on the error rate is one minus an upper bound on the success rate. */
+    return 1.0 - tdm_binomial_upper_bound(n - errors, n, delta);
+}
+
 uint64_t tdm_risk_min_items(double alpha, double delta)
 {
     if (!(alpha > 0.0 && alpha < 1.0) || !(delta > 0.0 && delta < 1.0))
@@ -320,12 +338,18 @@ uint64_t tdm_risk_min_items(double alpha, double delta)
  * Beta(k + 1, n - k)) is at or below alpha, that is, P(Beta(k + 1, n - k) > alpha) <= delta.
  * Real-valued k makes this monotone in n, so the smallest such n can be bisected.
  */
+static int certifies_real(double k, double n, double alpha, double delta)
+{
+    if (!(k < n))
+        return 0;
+    double lower, upper;
+    incbeta(k + 1.0, n - k, alpha, 1.0 - alpha, &lower, &upper);
+    return upper <= delta;
+}
+
 static int rate_certifies(double rate, uint64_t n, double alpha, double delta)
 {
-    double k = rate * (double)n;
-    double lower, upper;
-    incbeta(k + 1.0, (double)n - k, alpha, 1.0 - alpha, &lower, &upper);
-    return upper <= delta;
+    return certifies_real(rate * (double)n, (double)n, alpha, delta);
 }
 
 uint64_t tdm_risk_start_items(double alpha, double delta)
@@ -526,6 +550,101 @@ int tdm_risk_threshold(const double *confidence, const unsigned char *correct, s
         res.error_bound = tdm_binomial_upper_bound(res.errors, res.n_above, delta);
         TDM_ASSERT(res.error_bound <= alpha);
     }
+    *out = res;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Weighted items                                                                             */
+/* ------------------------------------------------------------------------------------------ */
+
+typedef struct weighted {
+    double conf;
+    double w;
+    unsigned char wrong;
+} weighted;
+
+static int by_conf_desc(const void *a, const void *b)
+{
+    double x = ((const weighted *)a)->conf, y = ((const weighted *)b)->conf;
+    return (x < y) - (x > y);
+}
+
+/*
+ * The weighted scan follows the unweighted one (same sequence, same start rule, stop at the
+ * first failure) with effective counts. Its shortcut: the bound grows with the error rate
+ * and shrinks as the effective count grows, so a candidate whose rate is no higher and whose
+ * effective count is no lower than the last evaluated pass passes too. (The unweighted scan's
+ * shortcut is the special case of an unchanged error count.)
+ */
+int tdm_risk_threshold_weighted(const double *confidence, const unsigned char *correct,
+                                const double *weight, size_t n, double alpha, double delta,
+                                tdm_risk_result *out)
+{
+    if (out == NULL || (n > 0 && (confidence == NULL || correct == NULL || weight == NULL)))
+        return TDM_EINVAL;
+    if (!(alpha > 0.0 && alpha < 1.0) || !(delta > 0.0 && delta < 1.0))
+        return TDM_EINVAL;
+    double total = 0, total2 = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (isnan(confidence[i]) || !(weight[i] > 0) || !isfinite(weight[i]))
+            return TDM_EINVAL;
+        total += weight[i];
+        total2 += weight[i] * weight[i];
+    }
+    tdm_risk_result res = {0, INFINITY, 0, 0, 1.0, 0};
+    double n_total = n ? total * total / total2 : 0;
+    double first = (double)tdm_risk_start_items(alpha, delta);
+    if (n_total < first)
+        first = (double)tdm_risk_min_items(alpha, delta);
+    if (n == 0 || n_total < first) {
+        *out = res;
+        return 0;
+    }
+    weighted *items = malloc(n * sizeof *items);
+    if (items == NULL)
+        return TDM_ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        items[i] = (weighted){confidence[i], weight[i], (unsigned char)(correct[i] ? 0 : 1)};
+    qsort(items, n, sizeof *items, by_conf_desc);
+
+    double w = 0, w2 = 0, e = 0, pass_rate = 0, pass_n = 0, k_at = 0, n_at = 0;
+    size_t count = 0, errors = 0;
+    int have_pass = 0;
+    while (count < n) {
+        double t = items[count].conf;
+        while (count < n && items[count].conf == t) {
+            w += items[count].w;
+            w2 += items[count].w * items[count].w;
+            e += items[count].w * items[count].wrong;
+            errors += items[count].wrong;
+            count++;
+        }
+        double n_eff = w * w / w2, rate = e / w;
+        if (n_eff < first && !have_pass)
+            continue;
+        res.n_tested++;
+        if (!(have_pass && rate <= pass_rate && n_eff >= pass_n)) {
+            if (!certifies_real(rate * n_eff, n_eff, alpha, delta)) {
+                if (!have_pass)
+                    res.error_bound = rate * n_eff < n_eff ? cp_upper(rate * n_eff, n_eff, delta)
+                                                           : 1.0;
+                break;
+            }
+            have_pass = 1;
+            pass_rate = rate;
+            pass_n = n_eff;
+        }
+        res.found = 1;
+        res.threshold = t;
+        res.n_above = count;
+        res.errors = errors;
+        k_at = rate * n_eff;
+        n_at = n_eff;
+    }
+    free(items);
+    if (res.found)
+        res.error_bound = cp_upper(k_at, n_at, delta);
     *out = res;
     return 0;
 }

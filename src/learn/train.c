@@ -32,6 +32,17 @@
 #include "learn/model_int.h"
 #include "util/util.h"
 
+void tdm_train_report_release(tdm_train_report *r)
+{
+    if (r == NULL)
+        return;
+    free(r->oof_confidence);
+    free(r->oof_correct);
+    r->oof_confidence = NULL;
+    r->oof_correct = NULL;
+    r->n_scores = 0;
+}
+
 void tdm_train_opts_init(tdm_train_opts *o)
 {
     memset(o, 0, sizeof *o);
@@ -508,6 +519,8 @@ int tdm_model_train(const tdm_table *t, const char *label_column, const tdm_fiel
     unsigned char *correct = NULL;
     tdm__featurizer fz;
     memset(&fz, 0, sizeof fz);
+    tdm_train_report rep;
+    memset(&rep, 0, sizeof rep);
     rc = label_map_init(&lm);
     if (rc != 0 || cols == NULL || rows == NULL || labels == NULL) {
         rc = tdm__error_code(err, TDM_ENOMEM);
@@ -577,8 +590,6 @@ int tdm_model_train(const tdm_table *t, const char *label_column, const tdm_fiel
         goto out;
     }
     fit_ctx ctx = {&x, opts->epochs, opts->dropout, &rng, scores, kept_idx, kept_val};
-    tdm_train_report rep;
-    memset(&rep, 0, sizeof rep);
     rep.temperature = 1.0;
     rep.risk.threshold = INFINITY;
     rep.risk.error_bound = 1.0;
@@ -618,6 +629,15 @@ int tdm_model_train(const tdm_table *t, const char *label_column, const tdm_fiel
             rc = tdm__error_code(err, rc);
             goto out;
         }
+        if (opts->keep_scores) {
+            /* Hand the score arrays over to the report (the CSR rows are the labelled rows,
+             * in table order). */
+            rep.n_scores = x.n;
+            rep.oof_confidence = conf;
+            rep.oof_correct = correct;
+            conf = NULL;
+            correct = NULL;
+        }
     } else {
         /* No cross-fitting: one fit on every labelled row. The label indices are no longer
          * needed (x holds them), so their array becomes the visiting order. */
@@ -633,10 +653,14 @@ int tdm_model_train(const tdm_table *t, const char *label_column, const tdm_fiel
     rep.seconds = tdm__now() - t0;
     if (report != NULL)
         *report = rep;
+    else
+        tdm_train_report_release(&rep);
     *out = m;
     m = NULL;
     rc = 0;
 out:
+    if (rc != 0)
+        tdm_train_report_release(&rep);
     tdm_model_free(m);
     tdm__featurizer_release(&fz);
     tdm__featurizer_release(&work_fz);

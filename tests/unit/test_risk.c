@@ -818,12 +818,85 @@ static void test_threshold_large_fast(void **state)
     free(ok);
 }
 
+static void test_lower_bound(void **state)
+{
+    (void)state;
+    /* scipy.stats.beta.ppf(0.05, k, n - k + 1). */
+    assert_true(fabs(tdm_binomial_lower_bound(5, 100, 0.05) - 0.019905563662171832) < 1e-9);
+    assert_true(fabs(tdm_binomial_lower_bound(50, 1000, 0.05) - 0.03916353592558932) < 1e-9);
+    assert_true(fabs(tdm_binomial_lower_bound(1, 10, 0.05) - 0.005116196891823702) < 1e-9);
+    assert_true(tdm_binomial_lower_bound(0, 100, 0.05) == 0.0);
+    assert_true(tdm_binomial_lower_bound(7, 50, 0.05) < 7.0 / 50);
+    assert_true(isnan(tdm_binomial_lower_bound(5, 4, 0.05)));
+}
+
+static void test_weighted_matches_unweighted(void **state)
+{
+    (void)state;
+    tdm__rng rng;
+    tdm__rng_seed(&rng, 99);
+    enum { MAX_N = 3000 };
+    static double conf[MAX_N], w[MAX_N];
+    static unsigned char ok[MAX_N];
+    for (int t = 0; t < 40; t++) {
+        size_t n = 200 + (size_t)tdm__rng_below(&rng, MAX_N - 200);
+        double err = 0.002 * (double)tdm__rng_below(&rng, 10);
+        for (size_t i = 0; i < n; i++) {
+            conf[i] = (double)tdm__rng_below(&rng, 500) / 500.0;
+            ok[i] = tdm__rng_double(&rng) >= err * (1.5 - conf[i]);
+            w[i] = 1.0;
+        }
+        tdm_risk_result a, b;
+        assert_int_equal(tdm_risk_threshold(conf, ok, n, 0.02, 0.05, &a), 0);
+        assert_int_equal(tdm_risk_threshold_weighted(conf, ok, w, n, 0.02, 0.05, &b), 0);
+        assert_int_equal(a.found, b.found);
+        assert_true(a.threshold == b.threshold);
+        assert_int_equal(a.n_above, b.n_above);
+        assert_int_equal(a.errors, b.errors);
+        assert_true(fabs(a.error_bound - b.error_bound) < 1e-9);
+    }
+}
+
+static void test_weighted_counts_effective_items(void **state)
+{
+    (void)state;
+    /* 400 audit samples at rate 1/50 (weight 50) and nothing else: 400 effective items, not
+     * 20,000, so 1% cannot be certified with 2 errors (bound(2, 400) = 1.57%), though the
+     * weighted rate (0.5%) is under it. */
+    enum { N = 400 };
+    double conf[N], w[N];
+    unsigned char ok[N];
+    for (size_t i = 0; i < N; i++) {
+        conf[i] = 0.99;
+        w[i] = 50;
+        ok[i] = i >= 2;
+    }
+    tdm_risk_result r;
+    assert_int_equal(tdm_risk_threshold_weighted(conf, ok, w, N, 0.01, 0.05, &r), 0);
+    assert_int_equal(r.found, 0);
+    /* Mixed weights lower the effective count below the number of items. */
+    for (size_t i = 0; i < N; i++) {
+        w[i] = i % 2 ? 1 : 10;
+        ok[i] = 1;
+    }
+    assert_int_equal(tdm_risk_threshold_weighted(conf, ok, w, N, 0.01, 0.05, &r), 0);
+    /* n_eff = (200*11)^2 / (200*101) = 239.6 < 299: nothing certifies 1%. */
+    assert_int_equal(r.found, 0);
+    assert_int_equal(tdm_risk_threshold_weighted(conf, ok, w, N, 0.02, 0.05, &r), 0);
+    assert_int_equal(r.found, 1);
+    w[3] = 0;
+    assert_int_equal(tdm_risk_threshold_weighted(conf, ok, w, N, 0.02, 0.05, &r), TDM_EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bound_published_values),
         cmocka_unit_test(test_bound_reference_values),
         cmocka_unit_test(test_start_items),
+        cmocka_unit_test(test_lower_bound),
+        cmocka_unit_test(test_weighted_matches_unweighted),
+        cmocka_unit_test(test_weighted_counts_effective_items),
         cmocka_unit_test(test_threshold_start_tolerates_early_mistakes),
         cmocka_unit_test(test_bound_edges),
         cmocka_unit_test(test_bound_monotone),

@@ -1,0 +1,194 @@
+/*
+ * audit.c — the hash-chained audit trail.
+ *
+ * NOTES ON THE DESIGN OF THE AUDIT TRAIL
+ *
+ * Each entry is (seq, at, actor, event, subject, data, prev_hash, hash). seq counts from 1
+ * with no gaps; prev_hash is the previous entry's hash (64 zeros for the first); hash is
+ * BLAKE2b-256 (libsodium's crypto_generichash) over prev_hash and every other field, each
+ * written as its length, a colon and its bytes. Changing any field of any entry, removing
+ * an entry or reordering entries changes a hash that a later entry has recorded, so
+ * tdm__audit_verify() walks the chain from the first entry and names the first one whose
+ * stored hash, predecessor link or sequence number does not match what it recomputes.
+ *
+ * The chain's tail lives in memory in the engine's writer (the only thread that appends), so
+ * appending costs one hash and one INSERT. `data` is stored exactly as it was hashed
+ * (compact JSON with sorted keys), so verification never depends on re-serialising it.
+ */
+#include "audit/audit.h"
+
+#include <inttypes.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "util/util.h"
+
+static void hash_field(crypto_generichash_state *st, const char *bytes, size_t len)
+{
+    char prefix[32];
+    int n = snprintf(prefix, sizeof prefix, "%zu:", len);
+    crypto_generichash_update(st, (const unsigned char *)prefix, (unsigned long long)n);
+    crypto_generichash_update(st, (const unsigned char *)bytes, len);
+}
+
+void tdm__audit_hash(const char *prev_hash, uint64_t seq, int64_t at, const char *actor,
+                     const char *event, const char *subject, const char *data,
+                     char out[TDM__HASH_HEX])
+{
+    crypto_generichash_state st;
+    unsigned char digest[32];
+    char num[32];
+    crypto_generichash_init(&st, NULL, 0, sizeof digest);
+    hash_field(&st, prev_hash, strlen(prev_hash));
+    snprintf(num, sizeof num, "%" PRIu64, seq);
+    hash_field(&st, num, strlen(num));
+    snprintf(num, sizeof num, "%" PRId64, at);
+    hash_field(&st, num, strlen(num));
+    hash_field(&st, actor, strlen(actor));
+    hash_field(&st, event, strlen(event));
+    hash_field(&st, subject, strlen(subject));
+    hash_field(&st, data, strlen(data));
+    crypto_generichash_final(&st, digest, sizeof digest);
+    sodium_bin2hex(out, TDM__HASH_HEX, digest, sizeof digest);
+}
+
+int tdm__audit_load_tail(sqlite3 *db, tdm__audit_tail *tail, tdm_error *err)
+{
+    tail->seq = 0;
+    memset(tail->hash, '0', 64);
+    tail->hash[64] = '\0';
+    sqlite3_stmt *st;
+    int rc = tdm__db_prepare(db, "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", &st,
+                             err);
+    if (rc != 0)
+        return rc;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        tail->seq = (uint64_t)sqlite3_column_int64(st, 0);
+        const char *h = (const char *)sqlite3_column_text(st, 1);
+        snprintf(tail->hash, sizeof tail->hash, "%s", h ? h : "");
+    }
+    sqlite3_finalize(st);
+    return 0;
+}
+
+int tdm__audit_append(tdm__stmt_cache *c, tdm__audit_tail *tail, int64_t at, const char *actor,
+                      const char *event, const char *subject, json_t *data, tdm_error *err)
+{
+    char *text = data ? json_dumps(data, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(data);
+    const char *payload = text ? text : "{}";
+    uint64_t seq = tail->seq + 1;
+    char hash[TDM__HASH_HEX];
+    if (actor == NULL)
+        actor = "api";
+    tdm__audit_hash(tail->hash, seq, at, actor, event, subject, payload, hash);
+
+    sqlite3_stmt *st = tdm__stmt(c,
+                                 "INSERT INTO audit (seq, at, actor, event, subject, data, "
+                                 "prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                                 err);
+    if (st == NULL) {
+        free(text);
+        return err ? err->code : TDM_EIO;
+    }
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)seq);
+    sqlite3_bind_int64(st, 2, at);
+    sqlite3_bind_text(st, 3, actor, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, event, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, subject, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, payload, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 7, tail->hash, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 8, hash, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    free(text);
+    if (rc != SQLITE_DONE)
+        return tdm__db_error(c->db, rc, err, "appending to the audit trail");
+    tail->seq = seq;
+    memcpy(tail->hash, hash, sizeof hash);
+    return 0;
+}
+
+static const char *col_text(sqlite3_stmt *st, int i)
+{
+    const char *s = (const char *)sqlite3_column_text(st, i);
+    return s ? s : "";
+}
+
+int tdm__audit_verify(sqlite3 *db, tdm_audit_check *out, tdm_error *err)
+{
+    memset(out, 0, sizeof *out);
+    out->ok = 1;
+    sqlite3_stmt *st;
+    int rc = tdm__db_prepare(
+        db, "SELECT seq, at, actor, event, subject, data, prev_hash, hash FROM audit ORDER BY seq",
+        &st, err);
+    if (rc != 0)
+        return rc;
+    char prev[TDM__HASH_HEX];
+    memset(prev, '0', 64);
+    prev[64] = '\0';
+    uint64_t expect = 1;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        uint64_t seq = (uint64_t)sqlite3_column_int64(st, 0);
+        const char *stored_prev = col_text(st, 6), *stored = col_text(st, 7);
+        char want[TDM__HASH_HEX];
+        tdm__audit_hash(prev, seq, sqlite3_column_int64(st, 1), col_text(st, 2), col_text(st, 3),
+                        col_text(st, 4), col_text(st, 5), want);
+        const char *why = NULL;
+        if (seq != expect)
+            why = seq > expect ? "entries before it are missing" : "its sequence number repeats";
+        else if (strcmp(stored_prev, prev) != 0)
+            why = "it does not link to the entry before it";
+        else if (strcmp(stored, want) != 0)
+            why = "its contents do not match its hash (the entry was changed)";
+        out->entries++;
+        if (why != NULL) {
+            out->ok = 0;
+            out->first_bad = seq;
+            snprintf(out->reason, sizeof out->reason, "entry %" PRIu64 ": %s", seq, why);
+            break;
+        }
+        memcpy(prev, stored, 64);
+        prev[64] = '\0';
+        expect = seq + 1;
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return tdm__db_error(db, rc, err, "reading the audit trail");
+    return 0;
+}
+
+int tdm__audit_list(sqlite3 *db, uint64_t after, size_t limit, json_t **out, tdm_error *err)
+{
+    sqlite3_stmt *st;
+    int rc = tdm__db_prepare(db,
+                             "SELECT seq, at, actor, event, subject, data, prev_hash, hash FROM "
+                             "audit WHERE seq > ? ORDER BY seq LIMIT ?",
+                             &st, err);
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)after);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)limit);
+    json_t *entries = json_array();
+    uint64_t last = after;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        char at[32];
+        tdm__format_time(sqlite3_column_int64(st, 1), at, sizeof at);
+        json_t *data = json_loads(col_text(st, 5), 0, NULL);
+        last = (uint64_t)sqlite3_column_int64(st, 0);
+        json_array_append_new(
+            entries, json_pack("{s:I, s:s, s:s, s:s, s:s, s:o, s:s, s:s}", "seq", (json_int_t)last,
+                               "at", at, "actor", col_text(st, 2), "event", col_text(st, 3),
+                               "subject", col_text(st, 4), "data", data ? data : json_object(),
+                               "prev_hash", col_text(st, 6), "hash", col_text(st, 7)));
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        json_decref(entries);
+        return tdm__db_error(db, rc, err, "reading the audit trail");
+    }
+    *out = json_pack("{s:o, s:I}", "entries", entries, "next", (json_int_t)last);
+    return 0;
+}
