@@ -14,6 +14,12 @@
 
 /* Subcommands: each takes argc/argv from its own name on and returns an exit code. */
 int cli_eval(int argc, char **argv);
+int cli_serve(int argc, char **argv);
+int cli_process(int argc, char **argv);
+int cli_train(int argc, char **argv);
+int cli_submit(int argc, char **argv);
+int cli_export(int argc, char **argv);
+int cli_audit(int argc, char **argv);
 
 /* Prints "tandem: <message>\n" to stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

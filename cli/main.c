@@ -21,6 +21,16 @@ static const char usage[] =
     "commands:\n"
     "  eval      train on labelled data and measure accuracy, calibration and the\n"
     "            coverage certified at a target error (tandem eval --help)\n"
+    "  serve     serve the HTTP API on a database (tandem serve --help)\n"
+    "  process   validate process files, or apply them to a database or server\n"
+    "            (tandem process --help)\n"
+    "  train     train a process's steps from labelled history (tandem train --help)\n"
+    "  submit    send items from CSV or JSON Lines to a process (tandem submit --help)\n"
+    "  export    export decisions as CSV or JSON Lines (tandem export --help)\n"
+    "  audit     verify the audit trail's hash chain (tandem audit --help)\n"
+    "\n"
+    "  process apply, train, submit, export and audit work on a database (--db PATH) or\n"
+    "  through a running server (--url http://HOST:PORT).\n"
     "\n"
     "options:\n"
     "  -h, --help     show this help\n"
@@ -78,8 +88,17 @@ int main(int argc, char **argv)
         printf("tandem %s\n", tdm_version());
         return 0;
     }
-    if (strcmp(cmd, "eval") == 0)
-        return cli_eval(argc - 1, argv + 1);
+    static const struct {
+        const char *name;
+        int (*run)(int argc, char **argv);
+    } commands[] = {
+        {"eval", cli_eval},   {"serve", cli_serve},   {"process", cli_process},
+        {"train", cli_train}, {"submit", cli_submit}, {"export", cli_export},
+        {"audit", cli_audit},
+    };
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(cmd, commands[i].name) == 0)
+            return commands[i].run(argc - 1, argv + 1);
     cli_error("unknown command \"%s\" (try tandem --help)", cmd);
     return CLI_EXIT_USAGE;
 }

@@ -294,6 +294,16 @@ int tdm_model_train(const tdm_table *data, const char *label_column, const tdm_f
                     size_t n_fields, const tdm_train_opts *opts, tdm_model **out,
                     tdm_train_report *report, tdm_error *err);
 
+/*
+ * Makes an untrained model over `fields`, with no labels yet: tdm_model_update() adds them as
+ * it meets them, so a step can start learning from its first human answers. It is
+ * uncalibrated (temperature 1) and has no certified threshold. Uses opts's table size (2^16
+ * rows when 0), caps and learning rate; NULL for the defaults. Returns 0, TDM_EINVAL or
+ * TDM_ENOMEM.
+ */
+int tdm_model_new(const tdm_field_spec *fields, size_t n_fields, const tdm_train_opts *opts,
+                  tdm_model **out);
+
 /* Frees a model. NULL is ignored. */
 void tdm_model_free(tdm_model *model);
 

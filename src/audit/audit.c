@@ -59,8 +59,7 @@ int tdm__audit_load_tail(sqlite3 *db, tdm__audit_tail *tail, tdm_error *err)
     memset(tail->hash, '0', 64);
     tail->hash[64] = '\0';
     sqlite3_stmt *st;
-    int rc = tdm__db_prepare(db, "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", &st,
-                             err);
+    int rc = tdm__db_prepare(db, "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", &st, err);
     if (rc != 0)
         return rc;
     if (sqlite3_step(st) == SQLITE_ROW) {

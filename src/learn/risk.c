@@ -627,8 +627,8 @@ int tdm_risk_threshold_weighted(const double *confidence, const unsigned char *c
         if (!(have_pass && rate <= pass_rate && n_eff >= pass_n)) {
             if (!certifies_real(rate * n_eff, n_eff, alpha, delta)) {
                 if (!have_pass)
-                    res.error_bound = rate * n_eff < n_eff ? cp_upper(rate * n_eff, n_eff, delta)
-                                                           : 1.0;
+                    res.error_bound =
+                        rate * n_eff < n_eff ? cp_upper(rate * n_eff, n_eff, delta) : 1.0;
                 break;
             }
             have_pass = 1;

@@ -327,6 +327,39 @@ static unsigned auto_hash_bits(size_t n_labels)
     return bits;
 }
 
+static int check_opts(const tdm_train_opts *o, tdm_error *err);
+
+int tdm_model_new(const tdm_field_spec *fields, size_t n_fields, const tdm_train_opts *opts,
+                  tdm_model **out)
+{
+    tdm_train_opts defaults;
+    if (opts == NULL) {
+        tdm_train_opts_init(&defaults);
+        opts = &defaults;
+    }
+    if (out == NULL || (n_fields > 0 && fields == NULL) || check_opts(opts, NULL) != 0)
+        return TDM_EINVAL;
+    *out = NULL;
+    for (size_t f = 0; f < n_fields; f++)
+        if (fields[f].name == NULL || fields[f].kind < TDM_FIELD_TEXT ||
+            fields[f].kind > TDM_FIELD_NUMERIC)
+            return TDM_EINVAL;
+    tdm__featurizer fz;
+    int rc = tdm__featurizer_init(&fz, fields, n_fields, opts->hash_bits ? opts->hash_bits : 16,
+                                  opts->max_text_bytes, opts->max_features);
+    if (rc != 0)
+        return rc;
+    tdm_model *m;
+    rc = tdm__model_new(&fz, NULL, 0, opts->learning_rate, &m);
+    tdm__featurizer_release(&fz); /* zeroed if the model took it */
+    if (rc != 0)
+        return rc;
+    m->target_error = opts->target_error;
+    m->delta = opts->delta;
+    *out = m;
+    return 0;
+}
+
 static int check_opts(const tdm_train_opts *o, tdm_error *err)
 {
     if (o->hash_bits != 0 && (o->hash_bits < 8 || o->hash_bits > 26))

@@ -35,9 +35,10 @@ static const char *const migrations[] = {
     "  created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);"
     "CREATE TABLE steps ("
     "  process TEXT NOT NULL, step TEXT NOT NULL, spec_hash TEXT NOT NULL,"
-    "  model_version INTEGER NOT NULL DEFAULT 0, threshold REAL, threshold_n INTEGER,"
+    "  model_version INTEGER NOT NULL DEFAULT 0, model_since INTEGER NOT NULL DEFAULT 1,"
+    "  threshold REAL, threshold_n INTEGER,"
     "  threshold_errors INTEGER, threshold_bound REAL, threshold_at INTEGER,"
-    "  checks_since INTEGER NOT NULL DEFAULT 0,"
+    "  checks_since INTEGER NOT NULL DEFAULT 0, audit_since INTEGER NOT NULL DEFAULT 0,"
     "  paused INTEGER NOT NULL DEFAULT 0, pause_reason TEXT,"
     "  PRIMARY KEY (process, step));"
     "CREATE TABLE models ("
@@ -65,7 +66,7 @@ static const char *const migrations[] = {
     "  process TEXT NOT NULL, step TEXT NOT NULL, queue TEXT NOT NULL, state TEXT NOT NULL,"
     "  priority INTEGER NOT NULL, due_at INTEGER NOT NULL, claimed_by TEXT,"
     "  lease_until INTEGER, completed_by TEXT, action TEXT, proposal TEXT,"
-    "  proposal_confidence REAL, model_version INTEGER, why TEXT NOT NULL,"
+    "  proposal_confidence REAL, model_version INTEGER, why TEXT NOT NULL, rule TEXT,"
     "  sample_rate REAL, reasons TEXT, created_at INTEGER NOT NULL,"
     "  updated_at INTEGER NOT NULL);"
     "CREATE INDEX tasks_queue ON tasks (queue, state, priority DESC, due_at);"
@@ -176,8 +177,9 @@ int tdm__db_open(const char *path, int writer, sqlite3 **out, tdm_error *err)
                 (writer ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE : SQLITE_OPEN_READONLY);
     int rc = sqlite3_open_v2(path, &db, flags, NULL);
     if (rc != SQLITE_OK) {
-        tdm__error(err, TDM_EIO, "%s: cannot open the database: %s (check the path and its "
-                                 "permissions)",
+        tdm__error(err, TDM_EIO,
+                   "%s: cannot open the database: %s (check the path and its "
+                   "permissions)",
                    path, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
         sqlite3_close(db);
         return TDM_EIO;

@@ -1,0 +1,243 @@
+/*
+ * engine_int.h — the inside of a tdm_engine, shared by the files of src/core/.
+ *
+ * NOTES ON THE DESIGN OF THE ENGINE
+ *
+ * Threads. Requests arrive on many threads (the HTTP server's pool, or the CLI's one). They
+ * do their CPU work (parsing, predicting, routing) on their own thread, then hand the
+ * database work to the writer as a job and wait for it: the writer (writer.c) runs every job
+ * that has queued up in one transaction, each inside its own savepoint, and commits once
+ * (one fsync for all). A job whose work fails is rolled back to its savepoint alone.
+ * Effects outside the database (a model learning from an answer, a new threshold) are applied
+ * by the job's `after` hook, on the writer thread, only once the commit is durable, so memory
+ * never runs ahead of the store.
+ *
+ * Processes. The registry holds one proc_state per process, reference-counted: a request
+ * takes a reference and works with that version even if the process is replaced meanwhile.
+ * A step's model lives in a step_model, also reference-counted, so that a replaced process
+ * whose step did not change hands its trained model to the new version.
+ *
+ * Models. A step_model's lock is a read-write lock: predictions read, learning writes.
+ * Models load lazily: the first request that needs one reads the latest snapshot from the
+ * store and replays the online updates logged after it (model_updates), which reproduces the
+ * model exactly because an update is deterministic.
+ *
+ * Locks, in the order they may be taken: engine->lock (registry, RNG), then a step_model's
+ * lock. The writer's queue lock is never held while taking either.
+ */
+#ifndef TDM_CORE_ENGINE_INT_H
+#define TDM_CORE_ENGINE_INT_H
+
+#include <jansson.h>
+#include <pthread.h>
+#include <sqlite3.h>
+
+#include "audit/audit.h"
+#include "store/db.h"
+#include "tandem/engine.h"
+#include "tandem/process.h"
+#include "util/util.h"
+
+/* Online updates between two model snapshots in the store. */
+#define TDM__SNAPSHOT_EVERY 1000
+
+/* New human-checked decisions for a step before its threshold is recomputed. */
+#define TDM__RECOMPUTE_EVERY 25
+
+typedef struct step_model {
+    int refs; /* under engine->lock */
+    pthread_rwlock_t lock;
+    char *process, *step;
+    /* Under `lock`: */
+    int loaded;        /* tried the store */
+    tdm_model *model;  /* NULL until trained */
+    uint64_t version;  /* the model version in memory (0: none) */
+    uint64_t since;    /* versions below this belong to an earlier spec of the step */
+    uint64_t snapshot; /* the newest version with a snapshot in the store */
+    int found;         /* a certified threshold exists */
+    double threshold;  /* autonomous when confidence >= threshold */
+    int paused;        /* automation pulled back */
+    char pause_reason[256];
+    uint64_t checks_since; /* human checks since the threshold was computed */
+} step_model;
+
+typedef struct proc_state {
+    int refs; /* under engine->lock */
+    tdm_process *p;
+    char *yaml;
+    int64_t version;
+    size_t n_steps;
+    step_model **steps;
+} proc_state;
+
+typedef struct tdm__writer tdm__writer;
+
+struct tdm_engine {
+    char *db_path;
+    int read_only;
+    tdm__db_pool readers;
+    pthread_mutex_t lock;
+    proc_state **procs;
+    size_t n_procs, cap_procs;
+    tdm__rng rng;
+    tdm__writer *writer;
+};
+
+/* ---- writer (writer.c) -------------------------------------------------------------------- */
+
+typedef struct tdm__job tdm__job;
+
+struct tdm__tx;
+
+/* Something to do once the transaction is durable (or to undo if it is not). */
+typedef struct tdm__effect {
+    void (*apply)(struct tdm__tx *tx, void *arg); /* after the commit, writer thread */
+    void (*drop)(void *arg);                      /* frees arg (after apply, or instead) */
+    void *arg;
+    struct tdm__effect *next;
+} tdm__effect;
+
+/* What a job's hooks get: the writer's connection, statements and audit tail. */
+typedef struct tdm__tx {
+    tdm_engine *e;
+    sqlite3 *db;
+    tdm__stmt_cache *stmts;
+    tdm__audit_tail *audit;
+    int64_t now;          /* the batch's time, in ms */
+    tdm__effect *effects; /* the running job's effects, in order */
+} tdm__tx;
+
+/* Arranges for apply(tx, arg) to run after the commit; if the job or the commit fails,
+ * only drop(arg) runs. Returns 0 or TDM_ENOMEM (then drop(arg) has run). */
+int tdm__tx_effect(tdm__tx *tx, void (*apply)(tdm__tx *tx, void *arg), void (*drop)(void *arg),
+                   void *arg);
+
+/* Appends an audit entry in the running transaction (data is stolen). */
+int tdm__tx_audit(tdm__tx *tx, const char *actor, const char *event, const char *subject,
+                  json_t *data, tdm_error *err);
+
+struct tdm__job {
+    /* Does the job's database work inside the transaction, registering effects with
+     * tdm__tx_effect(). Returns 0 or an error (err set). */
+    int (*run)(tdm__tx *tx, tdm__job *job, tdm_error *err);
+    void *ctx;
+    /* Filled by the writer: */
+    int rc;
+    tdm_error err;
+    int done;
+    int deferred;         /* nobody waits: the writer frees the job (and ctx with free()) */
+    tdm__effect *effects; /* registered while running */
+    tdm__job *next;
+};
+
+int tdm__writer_start(tdm_engine *e, unsigned window_us, tdm__writer **out, tdm_error *err);
+void tdm__writer_stop(tdm__writer *w);
+
+/* Runs `job` in the next commit and waits for it. Returns job->rc (err filled from it). */
+int tdm__writer_run(tdm__writer *w, tdm__job *job, tdm_error *err);
+
+/* Queues a job (allocated with malloc) to run later without waiting; the writer frees it and
+ * its ctx with free(). Used for snapshots and recomputations, from the writer thread too. */
+void tdm__writer_defer(tdm__writer *w, tdm__job *job);
+
+/* ---- registry (engine.c) ------------------------------------------------------------------ */
+
+/* Finds a process and takes a reference, or TDM_ENOTFOUND with a message. */
+int tdm__proc_get(tdm_engine *e, const char *name, proc_state **out, tdm_error *err);
+void tdm__proc_put(tdm_engine *e, proc_state *ps);
+
+/* A fresh id: prefix and 24 hex digits of randomness ("dec_3f9a..."). */
+void tdm__new_id(const char *prefix, char out[32]);
+
+/* A uniform draw in [0, 1) from the engine's RNG. */
+double tdm__draw(tdm_engine *e);
+
+/* Serialises a JSON answer into *out (caller frees); consumes `value`. */
+int tdm__answer(json_t *value, char **out, size_t *len, tdm_error *err);
+
+/* ISO 8601 time as a JSON string. */
+json_t *tdm__json_time(int64_t ms);
+
+/* Borrows a read connection for the duration of a call. */
+int tdm__reader_get(tdm_engine *e, sqlite3 **db, tdm_error *err);
+void tdm__reader_put(tdm_engine *e, sqlite3 *db);
+
+/* ---- models (learning.c) ------------------------------------------------------------------ */
+
+/* Makes sure the step's model is in memory (loading it if needed). Takes and releases the
+ * model's write lock. */
+int tdm__model_ensure(tdm_engine *e, step_model *sm, tdm_error *err);
+
+/* Values of the step's inputs taken from an item object (strings, numbers as their text). */
+typedef struct item_values {
+    tdm_value v[64];
+    char num[64][32]; /* text of numeric fields */
+    size_t n;
+} item_values;
+
+void tdm__item_values(const tdm_step_info *info, json_t *fields, item_values *out);
+
+/*
+ * Logs, inside the running transaction, one online update of a step's model (the item's
+ * input fields, the label, the weight) as a new model version, and arranges for the
+ * in-memory model to learn it once the commit is durable. `fields` is borrowed. *version
+ * receives the new model version.
+ */
+int tdm__learn_in_tx(tdm__tx *tx, proc_state *ps, size_t step, json_t *fields, const char *label,
+                     double weight, const char *why, uint64_t *version, tdm_error *err);
+
+/*
+ * Records a human check of a model's proposal for threshold recomputation (inside the
+ * transaction): the proposal's confidence, whether it was right, the weight (1 / the audit
+ * sample rate for audit samples, 1 otherwise) and the source ("audit", "review").
+ */
+int tdm__check_in_tx(tdm__tx *tx, const char *process, const char *step, double confidence,
+                     int correct, double weight, const char *source, uint64_t model_version,
+                     tdm_error *err);
+
+/*
+ * Records a human check and arranges, after the commit, to count it and — when
+ * TDM__RECOMPUTE_EVERY have come, or at once for a wrong audit sample — to recompute the
+ * step's threshold and test the audited error against the budget (pausing automation when
+ * it is proven worse). Combines tdm__check_in_tx with the follow-up.
+ */
+int tdm__check_and_follow(tdm__tx *tx, proc_state *ps, size_t step, double confidence, int correct,
+                          double weight, const char *source, uint64_t model_version,
+                          tdm_error *err);
+
+/* Loads a step's threshold and pause state from the steps table (reader connection). */
+int tdm__step_state_load(tdm_engine *e, step_model *sm, tdm_error *err);
+
+/* ---- records (intake.c) ------------------------------------------------------------------- */
+
+struct tdm__route;
+
+/*
+ * Writes a decision and its audit entry in the running transaction. `value` and `proposal`
+ * are borrowed JSON values (proposal may be NULL); confidence < 0 means none.
+ */
+int tdm__write_decision(tdm__tx *tx, const char *id, const char *item_id, int64_t item_version,
+                        const char *process, const char *step, json_t *value, double confidence,
+                        const char *by, int person, int autonomous, uint64_t model_version,
+                        json_t *proposal, double proposal_confidence, const char *task_id,
+                        const char *actor, tdm_error *err);
+
+/* Writes a task for a routed item and its audit entry in the running transaction. */
+int tdm__write_task(tdm__tx *tx, const char *id, const char *item_id, int64_t item_version,
+                    const char *process, const tdm_step_info *info, const struct tdm__route *r,
+                    const char *actor, tdm_error *err);
+
+/*
+ * Routes an item on from step `from` after a person answered the step before it (inside the
+ * transaction): writes the decisions and the task that follow and the item's status.
+ * `work` (borrowed) holds the item's fields and the answers so far. *status (when not NULL)
+ * receives the item's result, as tdm_engine_submit() reports it.
+ */
+int tdm__continue_item(tdm__tx *tx, proc_state *ps, const char *item_id, int64_t version,
+                       json_t *work, size_t from, const char *actor, json_t **status,
+                       tdm_error *err);
+
+/* "model:PROCESS/STEP@vN" into buf. */
+void tdm__model_by(const char *process, const char *step, uint64_t version, char *buf, size_t cap);
+
+#endif /* TDM_CORE_ENGINE_INT_H */

@@ -1,0 +1,1014 @@
+/*
+ * learning.c — the engine's models: training from history, loading (snapshot + replay),
+ * online learning from human answers, and keeping each step's threshold honest.
+ *
+ * NOTES ON THE DESIGN OF MODEL VERSIONS
+ *
+ * Every change to a step's model is a new version, numbered per step: a batch fit stores the
+ * whole model (a snapshot) as its version; an online update stores only what it learned
+ * from (the item's input fields, the label, the weight) in model_updates, plus a models row
+ * with the counts. A model is rebuilt by loading the newest snapshot at or below the step's
+ * current version and replaying the updates after it, in order: updates are deterministic,
+ * so the result is the same model, bit for bit. Snapshots are written every
+ * TDM__SNAPSHOT_EVERY updates and when the engine closes, which keeps replays short.
+ *
+ * NOTES ON KEEPING THE THRESHOLD HONEST
+ *
+ * A step's threshold is first certified on the cross-fitted scores of its batch fit, which
+ * are stored as checks. After that, checks come from people: every task answered on an item
+ * whose model proposal was recorded before the model learned the answer is a prequential
+ * test of the model. Only tasks that were not queued by a review rule count (rule-fired items
+ * are a population the AI never decides alone); audit samples count with weight 1 / their
+ * sampling rate, since they stand for all the autonomous decisions they were drawn from.
+ * Every TDM__RECOMPUTE_EVERY new checks the threshold is recomputed over all of them with
+ * tdm_risk_threshold_weighted(). After every wrong audit sample, the audit samples since the
+ * threshold was last set are tested: when the Clopper-Pearson lower bound on their error is
+ * above the step's budget, the autonomous decisions are proven worse than allowed, and the
+ * step stops deciding alone (paused, with an automation.paused audit event naming the owner)
+ * until a person resumes it or a new model is trained.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/engine_int.h"
+
+void tdm__snapshot_later(tdm_engine *e, step_model *sm);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Item values                                                                                */
+/* ------------------------------------------------------------------------------------------ */
+
+void tdm__item_values(const tdm_step_info *info, json_t *fields, item_values *out)
+{
+    out->n = info->n_inputs < 64 ? info->n_inputs : 64;
+    for (size_t i = 0; i < out->n; i++) {
+        json_t *v = fields ? json_object_get(fields, info->inputs[i].name) : NULL;
+        out->v[i].data = NULL;
+        out->v[i].len = 0;
+        if (json_is_string(v)) {
+            out->v[i].data = json_string_value(v);
+            out->v[i].len = json_string_length(v);
+        } else if (json_is_integer(v)) {
+            int n = snprintf(out->num[i], sizeof out->num[i], "%" JSON_INTEGER_FORMAT,
+                             json_integer_value(v));
+            out->v[i].data = out->num[i];
+            out->v[i].len = (size_t)n;
+        } else if (json_is_real(v)) {
+            int n = snprintf(out->num[i], sizeof out->num[i], "%.17g", json_real_value(v));
+            out->v[i].data = out->num[i];
+            out->v[i].len = (size_t)n;
+        } else if (json_is_boolean(v)) {
+            out->v[i].data = json_is_true(v) ? "true" : "false";
+            out->v[i].len = strlen(out->v[i].data);
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Loading                                                                                    */
+/* ------------------------------------------------------------------------------------------ */
+
+/* Creates an empty model for a step that has never been trained (online learning from the
+ * first human answers). */
+static int empty_model(const tdm_step_info *info, tdm_model **out)
+{
+    tdm_train_opts o;
+    tdm_train_opts_init(&o);
+    o.target_error = info->max_error;
+    o.delta = 1 - info->confidence;
+    return tdm_model_new(info->inputs, info->n_inputs, &o, out);
+}
+
+/* Replays one logged update onto `m`. */
+static int replay(const tdm_step_info *info, tdm_model *m, const char *fields_json,
+                  const char *label, double weight)
+{
+    json_t *fields = json_loads(fields_json, 0, NULL);
+    if (fields == NULL)
+        return TDM_ECORRUPT;
+    item_values iv;
+    tdm__item_values(info, fields, &iv);
+    int rc = tdm_model_update(m, iv.v, label, weight, NULL);
+    json_decref(fields);
+    return rc;
+}
+
+static const tdm_step_info *find_step(tdm_engine *e, step_model *sm, proc_state **ps_out)
+{
+    proc_state *ps;
+    if (tdm__proc_get(e, sm->process, &ps, NULL) != 0)
+        return NULL;
+    size_t i;
+    if (tdm_process_step_index(ps->p, sm->step, &i) != 0 || ps->steps[i] != sm) {
+        tdm__proc_put(e, ps);
+        return NULL;
+    }
+    *ps_out = ps;
+    return tdm_process_step(ps->p, i);
+}
+
+/* Loads sm's model from the store; called with sm->lock held for writing. */
+static int load_model(tdm_engine *e, step_model *sm, const tdm_step_info *info, tdm_error *err)
+{
+    sqlite3 *db;
+    int rc = tdm__reader_get(e, &db, err);
+    if (rc != 0)
+        return rc;
+    sqlite3_stmt *st = NULL;
+    tdm_model *m = NULL;
+    uint64_t at = 0;
+    /* The current version, as the store has it (it may be ahead of what we were told). */
+    rc = tdm__db_prepare(db,
+                         "SELECT model_version, model_since FROM steps WHERE process = ? AND "
+                         "step = ?",
+                         &st, err);
+    uint64_t current = 0, since = sm->since;
+    if (rc == 0) {
+        sqlite3_bind_text(st, 1, sm->process, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, sm->step, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW) {
+            current = (uint64_t)sqlite3_column_int64(st, 0);
+            since = (uint64_t)sqlite3_column_int64(st, 1);
+        }
+        sqlite3_finalize(st);
+        st = NULL;
+    }
+    if (rc == 0 && current >= since && current > 0) {
+        rc = tdm__db_prepare(db,
+                             "SELECT version, snapshot FROM models WHERE process = ? AND step = ? "
+                             "AND version >= ? AND version <= ? AND snapshot IS NOT NULL ORDER "
+                             "BY version DESC LIMIT 1",
+                             &st, err);
+        if (rc == 0) {
+            sqlite3_bind_text(st, 1, sm->process, -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 2, sm->step, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(st, 3, (sqlite3_int64)since);
+            sqlite3_bind_int64(st, 4, (sqlite3_int64)current);
+            if (sqlite3_step(st) == SQLITE_ROW) {
+                at = (uint64_t)sqlite3_column_int64(st, 0);
+                char name[160];
+                snprintf(name, sizeof name, "model %s/%s v%llu", sm->process, sm->step,
+                         (unsigned long long)at);
+                rc = tdm_model_deserialize(sqlite3_column_blob(st, 1),
+                                           (size_t)sqlite3_column_bytes(st, 1), name, &m, err);
+                sm->snapshot = at;
+            }
+            sqlite3_finalize(st);
+            st = NULL;
+        }
+        if (rc == 0) {
+            rc = tdm__db_prepare(db,
+                                 "SELECT version, fields, label, weight FROM model_updates WHERE "
+                                 "process = ? AND step = ? AND version > ? AND version >= ? AND "
+                                 "version <= ? ORDER BY version",
+                                 &st, err);
+        }
+        if (rc == 0) {
+            sqlite3_bind_text(st, 1, sm->process, -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 2, sm->step, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(st, 3, (sqlite3_int64)at);
+            sqlite3_bind_int64(st, 4, (sqlite3_int64)since);
+            sqlite3_bind_int64(st, 5, (sqlite3_int64)current);
+            while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
+                if (m == NULL && (rc = empty_model(info, &m)) != 0)
+                    break;
+                rc = replay(info, m, (const char *)sqlite3_column_text(st, 1),
+                            (const char *)sqlite3_column_text(st, 2), sqlite3_column_double(st, 3));
+                at = (uint64_t)sqlite3_column_int64(st, 0);
+            }
+            sqlite3_finalize(st);
+            if (rc != 0)
+                tdm__error(err, rc, "model %s/%s: cannot replay its updates: %s", sm->process,
+                           sm->step, tdm_strerror(rc));
+        }
+    }
+    tdm__reader_put(e, db);
+    if (rc != 0) {
+        tdm_model_free(m);
+        return rc;
+    }
+    tdm_model_free(sm->model);
+    sm->model = m;
+    sm->version = m ? at : 0;
+    sm->since = since;
+    sm->loaded = 1;
+    return 0;
+}
+
+int tdm__model_ensure(tdm_engine *e, step_model *sm, tdm_error *err)
+{
+    pthread_rwlock_rdlock(&sm->lock);
+    int loaded = sm->loaded;
+    pthread_rwlock_unlock(&sm->lock);
+    if (loaded)
+        return 0;
+    proc_state *ps = NULL;
+    const tdm_step_info *info = find_step(e, sm, &ps);
+    if (info == NULL)
+        return tdm__error(err, TDM_ENOTFOUND, "step %s/%s is gone", sm->process, sm->step);
+    pthread_rwlock_wrlock(&sm->lock);
+    int rc = sm->loaded ? 0 : load_model(e, sm, info, err);
+    pthread_rwlock_unlock(&sm->lock);
+    tdm__proc_put(e, ps);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Online learning                                                                            */
+/* ------------------------------------------------------------------------------------------ */
+
+typedef struct update_fx {
+    tdm_engine *e;
+    step_model *sm;
+    proc_state *ps; /* keeps sm and the step info alive until the effect has run */
+    size_t step;
+    json_t *fields;
+    char *label;
+    double weight;
+    uint64_t version;
+} update_fx;
+
+static void update_drop(void *arg)
+{
+    update_fx *u = arg;
+    if (u->ps != NULL)
+        tdm__proc_put(u->e, u->ps);
+    json_decref(u->fields);
+    free(u->label);
+    free(u);
+}
+
+/* After the commit: the in-memory model learns, if it is in memory (otherwise its next
+ * load replays this update from the store). */
+static void update_apply(tdm__tx *tx, void *arg)
+{
+    update_fx *u = arg;
+    step_model *sm = u->sm;
+    const tdm_step_info *info = tdm_process_step(u->ps->p, u->step);
+    int snapshot = 0;
+    pthread_rwlock_wrlock(&sm->lock);
+    if (sm->loaded) {
+        if (u->version == sm->version + 1) {
+            if (sm->model == NULL && empty_model(info, &sm->model) != 0)
+                sm->loaded = 0;
+            item_values iv;
+            tdm__item_values(info, u->fields, &iv);
+            if (sm->model != NULL &&
+                tdm_model_update(sm->model, iv.v, u->label, u->weight, NULL) == 0) {
+                sm->version = u->version;
+                snapshot = sm->version - sm->snapshot >= TDM__SNAPSHOT_EVERY;
+            } else {
+                sm->loaded = 0; /* reload from the store next time */
+            }
+        } else if (u->version > sm->version) {
+            sm->loaded = 0; /* we missed one: reload */
+        }
+    }
+    pthread_rwlock_unlock(&sm->lock);
+    if (snapshot)
+        tdm__snapshot_later(tx->e, sm);
+    tdm__proc_put(tx->e, u->ps);
+    u->ps = NULL;
+}
+
+int tdm__learn_in_tx(tdm__tx *tx, proc_state *ps, size_t step, json_t *fields, const char *label,
+                     double weight, const char *why, uint64_t *version, tdm_error *err)
+{
+    const tdm_step_info *info = tdm_process_step(ps->p, step);
+    step_model *sm = ps->steps[step];
+    const char *process = tdm_process_name(ps->p);
+    /* The item's input fields only: that is all the model reads, and all a replay needs. */
+    json_t *inputs = json_object();
+    for (size_t i = 0; i < info->n_inputs; i++) {
+        json_t *v = json_object_get(fields, info->inputs[i].name);
+        if (v != NULL)
+            json_object_set(inputs, info->inputs[i].name, v);
+    }
+    char *text = json_dumps(inputs, JSON_COMPACT | JSON_SORT_KEYS);
+    if (text == NULL) {
+        json_decref(inputs);
+        return tdm__error_code(err, TDM_ENOMEM);
+    }
+    sqlite3_stmt *st = tdm__stmt(tx->stmts,
+                                 "SELECT coalesce(max(version), 0), (SELECT model_since FROM steps "
+                                 "WHERE process = ?1 AND step = ?2) FROM models WHERE process = "
+                                 "?1 AND step = ?2",
+                                 err);
+    int rc = 0;
+    uint64_t v = 0, since = 1;
+    if (st == NULL) {
+        rc = err->code;
+    } else {
+        sqlite3_bind_text(st, 1, process, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, info->id, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW) {
+            v = (uint64_t)sqlite3_column_int64(st, 0) + 1;
+            since = (uint64_t)sqlite3_column_int64(st, 1);
+        }
+        sqlite3_reset(st);
+        if (v < since)
+            v = since;
+    }
+    /* Counts of what this version learned from: the previous version's, plus one. */
+    int64_t seen = 0, online = 0;
+    if (rc == 0) {
+        st = tdm__stmt(tx->stmts,
+                       "SELECT examples_seen, online_updates, n_labels FROM models WHERE process "
+                       "= ? AND step = ? AND version = ?",
+                       err);
+        if (st == NULL) {
+            rc = err->code;
+        } else {
+            sqlite3_bind_text(st, 1, process, -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 2, info->id, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(st, 3, (sqlite3_int64)(v - 1));
+            if (sqlite3_step(st) == SQLITE_ROW && v - 1 >= since) {
+                seen = sqlite3_column_int64(st, 0);
+                online = sqlite3_column_int64(st, 1);
+            }
+            sqlite3_reset(st);
+        }
+    }
+    if (rc == 0) {
+        st = tdm__stmt(tx->stmts,
+                       "INSERT INTO model_updates (process, step, version, fields, label, weight, "
+                       "created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       err);
+        if (st == NULL) {
+            rc = err->code;
+        } else {
+            sqlite3_bind_text(st, 1, process, -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 2, info->id, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(st, 3, (sqlite3_int64)v);
+            sqlite3_bind_text(st, 4, text, -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 5, label, -1, SQLITE_STATIC);
+            sqlite3_bind_double(st, 6, weight);
+            sqlite3_bind_int64(st, 7, tx->now);
+            if (sqlite3_step(st) != SQLITE_DONE)
+                rc = tdm__db_error(tx->db, sqlite3_errcode(tx->db), err, "logging a model update");
+            sqlite3_reset(st);
+        }
+    }
+    if (rc == 0) {
+        st = tdm__stmt(tx->stmts,
+                       "INSERT INTO models (process, step, version, created_at, reason, "
+                       "examples_seen, online_updates, n_labels, snapshot) VALUES (?, ?, ?, ?, "
+                       "?, ?, ?, 0, NULL)",
+                       err);
+        if (st == NULL) {
+            rc = err->code;
+        } else {
+            sqlite3_bind_text(st, 1, process, -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 2, info->id, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(st, 3, (sqlite3_int64)v);
+            sqlite3_bind_int64(st, 4, tx->now);
+            sqlite3_bind_text(st, 5, why, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(st, 6, seen + 1);
+            sqlite3_bind_int64(st, 7, online + 1);
+            if (sqlite3_step(st) != SQLITE_DONE)
+                rc = tdm__db_error(tx->db, sqlite3_errcode(tx->db), err,
+                                   "recording a model version");
+            sqlite3_reset(st);
+        }
+    }
+    if (rc == 0) {
+        st = tdm__stmt(tx->stmts,
+                       "UPDATE steps SET model_version = ? WHERE process = ? AND step = ?", err);
+        if (st == NULL) {
+            rc = err->code;
+        } else {
+            sqlite3_bind_int64(st, 1, (sqlite3_int64)v);
+            sqlite3_bind_text(st, 2, process, -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 3, info->id, -1, SQLITE_STATIC);
+            if (sqlite3_step(st) != SQLITE_DONE)
+                rc = tdm__db_error(tx->db, sqlite3_errcode(tx->db), err, "updating a step");
+            sqlite3_reset(st);
+        }
+    }
+    free(text);
+    if (rc != 0) {
+        json_decref(inputs);
+        return rc;
+    }
+    update_fx *u = calloc(1, sizeof *u);
+    char *l = strdup(label);
+    if (u == NULL || l == NULL) {
+        free(u);
+        free(l);
+        json_decref(inputs);
+        return tdm__error_code(err, TDM_ENOMEM);
+    }
+    pthread_mutex_lock(&tx->e->lock);
+    ps->refs++;
+    pthread_mutex_unlock(&tx->e->lock);
+    *u = (update_fx){tx->e, sm, ps, step, inputs, l, weight, v};
+    *version = v;
+    return tdm__tx_effect(tx, update_apply, update_drop, u);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Checks, thresholds and drift                                                               */
+/* ------------------------------------------------------------------------------------------ */
+
+static int insert_check(tdm__tx *tx, const char *process, const char *step, double confidence,
+                        int correct, double weight, const char *source, uint64_t model_version,
+                        tdm_error *err)
+{
+    sqlite3_stmt *st = tdm__stmt(tx->stmts,
+                                 "INSERT INTO checks (process, step, confidence, correct, weight, "
+                                 "source, model_version, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, "
+                                 "?)",
+                                 err);
+    if (st == NULL)
+        return err->code;
+    sqlite3_bind_text(st, 1, process, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, step, -1, SQLITE_STATIC);
+    sqlite3_bind_double(st, 3, confidence);
+    sqlite3_bind_int(st, 4, correct ? 1 : 0);
+    sqlite3_bind_double(st, 5, weight);
+    sqlite3_bind_text(st, 6, source, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 7, (sqlite3_int64)model_version);
+    sqlite3_bind_int64(st, 8, tx->now);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE)
+        return tdm__db_error(tx->db, rc, err, "recording a check");
+    return 0;
+}
+
+/* A recomputation, queued as a deferred job: plain data, freed with free(). */
+typedef struct recompute_ctx {
+    char process[128];
+    char step[128];
+    char owner[256];
+    double alpha, delta;
+} recompute_ctx;
+
+/* The outcome, applied to the step model after the commit. */
+typedef struct recompute_fx {
+    char process[128];
+    char step[128];
+    int found;
+    double threshold;
+    int pause;
+    char reason[256];
+} recompute_fx;
+
+/* Finds the live step model of process/step and takes a reference to its process. */
+static step_model *live_step(tdm_engine *e, const char *process, const char *step, proc_state **ps)
+{
+    if (tdm__proc_get(e, process, ps, NULL) != 0)
+        return NULL;
+    size_t i;
+    if (tdm_process_step_index((*ps)->p, step, &i) != 0) {
+        tdm__proc_put(e, *ps);
+        return NULL;
+    }
+    return (*ps)->steps[i];
+}
+
+static void recompute_apply(tdm__tx *tx, void *arg)
+{
+    recompute_fx *r = arg;
+    proc_state *ps;
+    step_model *sm = live_step(tx->e, r->process, r->step, &ps);
+    if (sm == NULL)
+        return;
+    pthread_rwlock_wrlock(&sm->lock);
+    sm->found = r->found;
+    sm->threshold = r->found ? r->threshold : INFINITY;
+    if (r->pause) {
+        sm->paused = 1;
+        snprintf(sm->pause_reason, sizeof sm->pause_reason, "%s", r->reason);
+    }
+    pthread_rwlock_unlock(&sm->lock);
+    tdm__proc_put(tx->e, ps);
+}
+
+static int recompute_run(tdm__tx *tx, tdm__job *job, tdm_error *err)
+{
+    recompute_ctx *c = job->ctx;
+    sqlite3_stmt *st = tdm__stmt(tx->stmts,
+                                 "SELECT threshold, paused, audit_since FROM steps WHERE process = "
+                                 "? AND step = ?",
+                                 err);
+    if (st == NULL)
+        return err->code;
+    sqlite3_bind_text(st, 1, c->process, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, c->step, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) != SQLITE_ROW) {
+        sqlite3_reset(st);
+        return 0; /* the step is gone */
+    }
+    int had = sqlite3_column_type(st, 0) != SQLITE_NULL;
+    double old = had ? sqlite3_column_double(st, 0) : 0;
+    int paused = sqlite3_column_int(st, 1);
+    int64_t audit_since = sqlite3_column_int64(st, 2);
+    sqlite3_reset(st);
+
+    /* Every check, weighted. */
+    size_t n = 0, cap = 1024;
+    double *conf = malloc(cap * sizeof *conf), *w = malloc(cap * sizeof *w);
+    unsigned char *ok = malloc(cap);
+    int rc = conf && w && ok ? 0 : tdm__error_code(err, TDM_ENOMEM);
+    st = rc == 0 ? tdm__stmt(tx->stmts,
+                             "SELECT confidence, correct, weight FROM checks WHERE process = ? "
+                             "AND step = ?",
+                             err)
+                 : NULL;
+    if (rc == 0 && st == NULL)
+        rc = err->code;
+    if (rc == 0) {
+        sqlite3_bind_text(st, 1, c->process, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, c->step, -1, SQLITE_STATIC);
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            if (n == cap) {
+                cap *= 2;
+                double *nc = realloc(conf, cap * sizeof *nc);
+                if (nc != NULL)
+                    conf = nc;
+                double *nw = realloc(w, cap * sizeof *nw);
+                if (nw != NULL)
+                    w = nw;
+                unsigned char *no = realloc(ok, cap);
+                if (no != NULL)
+                    ok = no;
+                if (nc == NULL || nw == NULL || no == NULL) {
+                    rc = tdm__error_code(err, TDM_ENOMEM);
+                    break;
+                }
+            }
+            conf[n] = sqlite3_column_double(st, 0);
+            ok[n] = (unsigned char)sqlite3_column_int(st, 1);
+            w[n] = sqlite3_column_double(st, 2);
+            n++;
+        }
+        sqlite3_reset(st);
+    }
+    tdm_risk_result risk;
+    if (rc == 0)
+        rc = tdm_risk_threshold_weighted(conf, ok, w, n, c->alpha, c->delta, &risk);
+    free(conf);
+    free(w);
+    free(ok);
+    if (rc != 0)
+        return tdm__error_code(err, rc);
+
+    recompute_fx *fx = calloc(1, sizeof *fx);
+    if (fx == NULL)
+        return tdm__error_code(err, TDM_ENOMEM);
+    snprintf(fx->process, sizeof fx->process, "%s", c->process);
+    snprintf(fx->step, sizeof fx->step, "%s", c->step);
+    fx->found = risk.found;
+    fx->threshold = risk.threshold;
+    if (had != risk.found || (had && old != risk.threshold)) {
+        st = tdm__stmt(tx->stmts,
+                       "UPDATE steps SET threshold = ?, threshold_n = ?, threshold_errors = ?, "
+                       "threshold_bound = ?, threshold_at = ? WHERE process = ? AND step = ?",
+                       err);
+        if (st == NULL) {
+            free(fx);
+            return err->code;
+        }
+        if (risk.found)
+            sqlite3_bind_double(st, 1, risk.threshold);
+        else
+            sqlite3_bind_null(st, 1);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)risk.n_above);
+        sqlite3_bind_int64(st, 3, (sqlite3_int64)risk.errors);
+        sqlite3_bind_double(st, 4, risk.error_bound);
+        sqlite3_bind_int64(st, 5, tx->now);
+        sqlite3_bind_text(st, 6, c->process, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 7, c->step, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st) == SQLITE_DONE
+                 ? 0
+                 : tdm__db_error(tx->db, sqlite3_errcode(tx->db), err, "storing a threshold");
+        sqlite3_reset(st);
+        if (rc == 0) {
+            char subject[260];
+            snprintf(subject, sizeof subject, "%s/%s", c->process, c->step);
+            rc = tdm__tx_audit(tx, "tandem", "threshold.changed", subject,
+                               json_pack("{s:o, s:o, s:I, s:I, s:f, s:f, s:f, s:I}", "old",
+                                         had ? json_real(old) : json_null(), "new",
+                                         risk.found ? json_real(risk.threshold) : json_null(),
+                                         "n_above", (json_int_t)risk.n_above, "errors",
+                                         (json_int_t)risk.errors, "bound", risk.error_bound,
+                                         "max_error", c->alpha, "confidence", 1 - c->delta,
+                                         "checks", (json_int_t)n),
+                               err);
+        }
+    }
+    /* Drift: the audit samples since the model was trained or automation resumed. */
+    if (rc == 0 && !paused) {
+        st = tdm__stmt(tx->stmts,
+                       "SELECT count(*), coalesce(sum(1 - correct), 0) FROM checks WHERE process "
+                       "= ? AND step = ? AND source = 'audit' AND created_at >= ?",
+                       err);
+        if (st == NULL) {
+            rc = err->code;
+        } else {
+            sqlite3_bind_text(st, 1, c->process, -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 2, c->step, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(st, 3, audit_since);
+            uint64_t an = 0, ak = 0;
+            if (sqlite3_step(st) == SQLITE_ROW) {
+                an = (uint64_t)sqlite3_column_int64(st, 0);
+                ak = (uint64_t)sqlite3_column_int64(st, 1);
+            }
+            sqlite3_reset(st);
+            double lower = an > 0 ? tdm_binomial_lower_bound(ak, an, c->delta) : 0;
+            if (an > 0 && lower > c->alpha) {
+                fx->pause = 1;
+                snprintf(fx->reason, sizeof fx->reason,
+                         "audited error %llu of %llu (at least %.2f%% with confidence %.0f%%) "
+                         "exceeds the %.2f%% budget",
+                         (unsigned long long)ak, (unsigned long long)an, 100 * lower,
+                         100 * (1 - c->delta), 100 * c->alpha);
+                st = tdm__stmt(tx->stmts,
+                               "UPDATE steps SET paused = 1, pause_reason = ? WHERE process = ? "
+                               "AND step = ?",
+                               err);
+                if (st == NULL) {
+                    rc = err->code;
+                } else {
+                    sqlite3_bind_text(st, 1, fx->reason, -1, SQLITE_STATIC);
+                    sqlite3_bind_text(st, 2, c->process, -1, SQLITE_STATIC);
+                    sqlite3_bind_text(st, 3, c->step, -1, SQLITE_STATIC);
+                    rc =
+                        sqlite3_step(st) == SQLITE_DONE
+                            ? 0
+                            : tdm__db_error(tx->db, sqlite3_errcode(tx->db), err, "pausing a step");
+                    sqlite3_reset(st);
+                }
+                if (rc == 0) {
+                    char subject[260];
+                    snprintf(subject, sizeof subject, "%s/%s", c->process, c->step);
+                    rc = tdm__tx_audit(tx, "tandem", "automation.paused", subject,
+                                       json_pack("{s:s, s:s, s:I, s:I, s:f, s:f}", "owner",
+                                                 c->owner, "reason", fx->reason, "audited",
+                                                 (json_int_t)an, "errors", (json_int_t)ak,
+                                                 "lower_bound", lower, "max_error", c->alpha),
+                                       err);
+                }
+            }
+        }
+    }
+    if (rc != 0) {
+        free(fx);
+        return rc;
+    }
+    return tdm__tx_effect(tx, recompute_apply, free, fx);
+}
+
+typedef struct check_fx {
+    char process[128];
+    char step[128];
+    char owner[256];
+    double alpha, delta;
+    int wrong_audit;
+} check_fx;
+
+static void check_apply(tdm__tx *tx, void *arg)
+{
+    check_fx *c = arg;
+    proc_state *ps;
+    step_model *sm = live_step(tx->e, c->process, c->step, &ps);
+    if (sm == NULL)
+        return;
+    pthread_rwlock_wrlock(&sm->lock);
+    sm->checks_since++;
+    int due = sm->checks_since >= TDM__RECOMPUTE_EVERY || c->wrong_audit;
+    if (due)
+        sm->checks_since = 0;
+    pthread_rwlock_unlock(&sm->lock);
+    tdm__proc_put(tx->e, ps);
+    if (!due)
+        return;
+    tdm__job *job = calloc(1, sizeof *job);
+    recompute_ctx *r = calloc(1, sizeof *r);
+    if (job == NULL || r == NULL) {
+        free(job);
+        free(r);
+        return;
+    }
+    snprintf(r->process, sizeof r->process, "%s", c->process);
+    snprintf(r->step, sizeof r->step, "%s", c->step);
+    snprintf(r->owner, sizeof r->owner, "%s", c->owner);
+    r->alpha = c->alpha;
+    r->delta = c->delta;
+    job->run = recompute_run;
+    job->ctx = r;
+    tdm__writer_defer(tx->e->writer, job);
+}
+
+int tdm__check_and_follow(tdm__tx *tx, proc_state *ps, size_t step, double confidence, int correct,
+                          double weight, const char *source, uint64_t model_version, tdm_error *err)
+{
+    const tdm_step_info *info = tdm_process_step(ps->p, step);
+    const char *process = tdm_process_name(ps->p);
+    int rc = insert_check(tx, process, info->id, confidence, correct, weight, source, model_version,
+                          err);
+    if (rc != 0)
+        return rc;
+    check_fx *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return tdm__error_code(err, TDM_ENOMEM);
+    snprintf(c->process, sizeof c->process, "%s", process);
+    snprintf(c->step, sizeof c->step, "%s", info->id);
+    snprintf(c->owner, sizeof c->owner, "%s", info->owner);
+    c->alpha = info->max_error;
+    c->delta = 1 - info->confidence;
+    c->wrong_audit = !correct && strcmp(source, "audit") == 0;
+    return tdm__tx_effect(tx, check_apply, free, c);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Training from history                                                                      */
+/* ------------------------------------------------------------------------------------------ */
+
+typedef struct trained {
+    size_t step;
+    tdm_model *model;
+    tdm_train_report rep;
+    unsigned char *blob;
+    size_t blob_len;
+    uint64_t version;
+} trained;
+
+typedef struct train_ctx {
+    proc_state *ps;
+    const char *actor;
+    trained *t;
+    size_t n;
+} train_ctx;
+
+typedef struct train_fx {
+    step_model *sm;
+    tdm_model *model;
+    uint64_t version;
+    int found;
+    double threshold;
+} train_fx;
+
+static void train_apply(tdm__tx *tx, void *arg)
+{
+    (void)tx;
+    train_fx *f = arg;
+    step_model *sm = f->sm;
+    pthread_rwlock_wrlock(&sm->lock);
+    tdm_model_free(sm->model);
+    sm->model = f->model;
+    f->model = NULL;
+    sm->version = f->version;
+    sm->snapshot = f->version;
+    sm->loaded = 1;
+    sm->found = f->found;
+    sm->threshold = f->found ? f->threshold : INFINITY;
+    sm->paused = 0;
+    sm->pause_reason[0] = '\0';
+    sm->checks_since = 0;
+    pthread_rwlock_unlock(&sm->lock);
+}
+
+static void train_drop(void *arg)
+{
+    train_fx *f = arg;
+    tdm_model_free(f->model);
+    free(f);
+}
+
+static int train_run(tdm__tx *tx, tdm__job *job, tdm_error *err)
+{
+    train_ctx *c = job->ctx;
+    const char *process = tdm_process_name(c->ps->p);
+    for (size_t i = 0; i < c->n; i++) {
+        trained *t = &c->t[i];
+        const tdm_step_info *info = tdm_process_step(c->ps->p, t->step);
+        sqlite3_stmt *st = tdm__stmt(tx->stmts,
+                                     "SELECT max(coalesce((SELECT max(version) FROM models WHERE "
+                                     "process = ?1 AND step = ?2), 0) + 1, (SELECT model_since "
+                                     "FROM steps WHERE process = ?1 AND step = ?2))",
+                                     err);
+        if (st == NULL)
+            return err->code;
+        sqlite3_bind_text(st, 1, process, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, info->id, -1, SQLITE_STATIC);
+        t->version = sqlite3_step(st) == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(st, 0) : 1;
+        sqlite3_reset(st);
+        uint64_t online;
+        uint64_t seen = tdm_model_examples_seen(t->model, &online);
+        st = tdm__stmt(tx->stmts,
+                       "INSERT INTO models (process, step, version, created_at, reason, "
+                       "examples_seen, online_updates, n_labels, snapshot) VALUES (?, ?, ?, ?, "
+                       "'trained', ?, 0, ?, ?)",
+                       err);
+        if (st == NULL)
+            return err->code;
+        sqlite3_bind_text(st, 1, process, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, info->id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, (sqlite3_int64)t->version);
+        sqlite3_bind_int64(st, 4, tx->now);
+        sqlite3_bind_int64(st, 5, (sqlite3_int64)seen);
+        sqlite3_bind_int64(st, 6, (sqlite3_int64)tdm_model_label_count(t->model));
+        sqlite3_bind_blob64(st, 7, t->blob, t->blob_len, SQLITE_STATIC);
+        if (sqlite3_step(st) != SQLITE_DONE)
+            return tdm__db_error(tx->db, sqlite3_errcode(tx->db), err, "storing a model");
+        const tdm_risk_result *r = &t->rep.risk;
+        st = tdm__stmt(tx->stmts,
+                       "UPDATE steps SET model_version = ?, threshold = ?, threshold_n = ?, "
+                       "threshold_errors = ?, threshold_bound = ?, threshold_at = ?, audit_since "
+                       "= ?, paused = 0, pause_reason = NULL, checks_since = 0 WHERE process = ? "
+                       "AND step = ?",
+                       err);
+        if (st == NULL)
+            return err->code;
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)t->version);
+        if (r->found)
+            sqlite3_bind_double(st, 2, r->threshold);
+        else
+            sqlite3_bind_null(st, 2);
+        sqlite3_bind_int64(st, 3, (sqlite3_int64)r->n_above);
+        sqlite3_bind_int64(st, 4, (sqlite3_int64)r->errors);
+        sqlite3_bind_double(st, 5, r->error_bound);
+        sqlite3_bind_int64(st, 6, tx->now);
+        sqlite3_bind_int64(st, 7, tx->now);
+        sqlite3_bind_text(st, 8, process, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 9, info->id, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) != SQLITE_DONE)
+            return tdm__db_error(tx->db, sqlite3_errcode(tx->db), err, "updating a step");
+        /* The new model's own cross-fitted scores replace the old checks. */
+        st = tdm__stmt(tx->stmts, "DELETE FROM checks WHERE process = ? AND step = ?", err);
+        if (st == NULL)
+            return err->code;
+        sqlite3_bind_text(st, 1, process, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, info->id, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) != SQLITE_DONE)
+            return tdm__db_error(tx->db, sqlite3_errcode(tx->db), err, "clearing checks");
+        for (size_t k = 0; k < t->rep.n_scores; k++) {
+            int rc = insert_check(tx, process, info->id, t->rep.oof_confidence[k],
+                                  t->rep.oof_correct[k], 1.0, "crossfit", t->version, err);
+            if (rc != 0)
+                return rc;
+        }
+        char subject[260];
+        snprintf(subject, sizeof subject, "%s/%s", process, info->id);
+        int rc =
+            tdm__tx_audit(tx, c->actor, "model.trained", subject,
+                          json_pack("{s:I, s:I, s:I, s:o, s:f, s:f, s:f}", "model_version",
+                                    (json_int_t)t->version, "n_train", (json_int_t)t->rep.n_train,
+                                    "n_classes", (json_int_t)t->rep.n_classes, "threshold",
+                                    r->found ? json_real(r->threshold) : json_null(),
+                                    "oof_accuracy", t->rep.oof_accuracy, "max_error",
+                                    info->max_error, "confidence", info->confidence),
+                          err);
+        if (rc != 0)
+            return rc;
+        train_fx *f = calloc(1, sizeof *f);
+        if (f == NULL)
+            return tdm__error_code(err, TDM_ENOMEM);
+        /* The model moves into the effect; if the commit fails the effect frees it. */
+        *f = (train_fx){c->ps->steps[t->step], t->model, t->version, r->found, r->threshold};
+        t->model = NULL;
+        if ((rc = tdm__tx_effect(tx, train_apply, train_drop, f)) != 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int has_column(const tdm_table *t, const char *name)
+{
+    size_t col;
+    return tdm_table_column_index(t, name, &col) == 0;
+}
+
+int tdm_engine_train(tdm_engine *e, const char *process, const char *data, size_t len,
+                     tdm_table_format format, const char *actor, char **json, tdm_error *err)
+{
+    tdm__error_clear(err);
+    if (e == NULL || process == NULL || json == NULL || (data == NULL && len > 0))
+        return tdm__error(err, TDM_EINVAL, "tdm_engine_train: missing argument");
+    if (e->read_only)
+        return tdm__error(err, TDM_EINVAL, "the engine is open read-only");
+    proc_state *ps;
+    int rc = tdm__proc_get(e, process, &ps, err);
+    if (rc != 0)
+        return rc;
+    tdm_table *table = NULL;
+    rc = tdm_table_read_buffer(data ? data : "", len, format, "training data", NULL, &table, err);
+    if (rc != 0) {
+        tdm__proc_put(e, ps);
+        if (rc == TDM_EPARSE || rc == TDM_ETOOBIG)
+            err->field[0] = '\0';
+        return rc;
+    }
+    trained *t = calloc(ps->n_steps ? ps->n_steps : 1, sizeof *t);
+    size_t n = 0;
+    rc = t ? 0 : tdm__error_code(err, TDM_ENOMEM);
+    json_t *wanted = json_array();
+    for (size_t i = 0; rc == 0 && i < ps->n_steps; i++) {
+        const tdm_step_info *info = tdm_process_step(ps->p, i);
+        if (info->allocation == TDM_ALLOC_HUMAN)
+            continue;
+        json_array_append_new(wanted, json_string(info->output));
+        if (!has_column(table, info->output))
+            continue;
+        for (size_t f = 0; f < info->n_inputs; f++) {
+            if (!has_column(table, info->inputs[f].name)) {
+                rc = tdm__error_field(err, TDM_EINVAL, info->inputs[f].name,
+                                      "training data: no column \"%s\", which step \"%s\" reads "
+                                      "(add it, or train with the step's inputs)",
+                                      info->inputs[f].name, info->id);
+                break;
+            }
+        }
+        if (rc == 0 && info->n_labels > 0) {
+            /* With a declared label set, every answer in the data must be one of them. */
+            size_t col;
+            tdm_table_column_index(table, info->output, &col);
+            for (size_t r = 0; r < tdm_table_row_count(table); r++) {
+                const char *v = tdm_table_cell(table, r, col, NULL);
+                if (v == NULL || v[0] == '\0')
+                    continue;
+                size_t l = 0;
+                while (l < info->n_labels && strcmp(info->labels[l], v) != 0)
+                    l++;
+                if (l == info->n_labels) {
+                    rc = tdm__error_field(err, TDM_EINVAL, info->output,
+                                          "training data:%zu: \"%s\" is not one of step \"%s\"'s "
+                                          "labels (fix the data or add it to output.labels)",
+                                          tdm_table_row_line(table, r), v, info->id);
+                    break;
+                }
+            }
+        }
+        if (rc != 0)
+            break;
+        tdm_train_opts o;
+        tdm_train_opts_init(&o);
+        o.target_error = info->max_error;
+        o.delta = 1 - info->confidence;
+        o.keep_scores = 1;
+        t[n].step = i;
+        rc = tdm_model_train(table, info->output, info->inputs, info->n_inputs, &o, &t[n].model,
+                             &t[n].rep, err);
+        if (rc == 0) {
+            int s = tdm_model_serialize(t[n].model, &t[n].blob, &t[n].blob_len);
+            if (s != 0)
+                rc = tdm__error_code(err, s);
+        }
+        if (rc != 0) {
+            if (err->field[0] == '\0')
+                snprintf(err->field, sizeof err->field, "%s", info->output);
+            tdm_model_free(t[n].model);
+            tdm_train_report_release(&t[n].rep);
+            break;
+        }
+        n++;
+    }
+    tdm_table_free(table);
+    if (rc == 0 && n == 0) {
+        char *names = json_dumps(wanted, JSON_COMPACT);
+        rc = tdm__error_field(err, TDM_EINVAL, "data",
+                              "training data: none of the columns the process's AI steps answer "
+                              "(%s) is present; a labelled column is needed to train",
+                              names ? names : "?");
+        free(names);
+    }
+    json_decref(wanted);
+    json_t *steps = json_array();
+    if (rc == 0) {
+        train_ctx c = {ps, actor, t, n};
+        tdm__job job = {0};
+        job.run = train_run;
+        job.ctx = &c;
+        rc = tdm__writer_run(e->writer, &job, err);
+        for (size_t i = 0; rc == 0 && i < n; i++) {
+            const tdm_risk_result *r = &t[i].rep.risk;
+            json_array_append_new(
+                steps, json_pack("{s:s, s:I, s:I, s:I, s:o, s:I, s:f, s:f}", "step",
+                                 tdm_process_step(ps->p, t[i].step)->id, "model_version",
+                                 (json_int_t)t[i].version, "n_train", (json_int_t)t[i].rep.n_train,
+                                 "n_classes", (json_int_t)t[i].rep.n_classes, "threshold",
+                                 r->found ? json_real(r->threshold) : json_null(), "certified_n",
+                                 (json_int_t)r->n_above, "oof_accuracy", t[i].rep.oof_accuracy,
+                                 "seconds", t[i].rep.seconds));
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        tdm_model_free(t[i].model);
+        tdm_free(t[i].blob);
+        tdm_train_report_release(&t[i].rep);
+    }
+    free(t);
+    tdm__proc_put(e, ps);
+    if (rc != 0) {
+        json_decref(steps);
+        return rc;
+    }
+    return tdm__answer(json_pack("{s:s, s:o}", "process", process, "steps", steps), json, NULL,
+                       err);
+}

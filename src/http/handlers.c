@@ -1,0 +1,454 @@
+/*
+ * handlers.c — one function per route of the HTTP API v1 (docs/api.md). Each reads its
+ * query values, calls the engine and turns the answer or the failure into a response; the
+ * engine does all the work and all the validation of bodies, so the HTTP API and the
+ * command line behave the same.
+ */
+#define _GNU_SOURCE
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http/http_int.h"
+#include "http/routes.h"
+#include "tandem/engine.h"
+
+#define CT_JSON   "application/json"
+#define CT_NDJSON "application/x-ndjson"
+#define CT_CSV    "text/csv; charset=utf-8"
+
+/* ---- answers ----------------------------------------------------------------------------- */
+
+static const char oom_body[] =
+    "{\"error\": {\"code\": \"internal\", \"message\": \"out of memory\", \"field\": \"\"}}\n";
+
+static void fail_oom(tdm__http_response *res)
+{
+    res->status = 500;
+    res->content_type = CT_JSON;
+    res->body = (char *)oom_body;
+    res->len = sizeof oom_body - 1;
+    res->free_body = NULL;
+}
+
+/* A JSON string of `s`; bytes that are not valid UTF-8 become '?' so the answer stays JSON. */
+static json_t *safe_string(const char *s)
+{
+    json_t *j = json_string(s);
+    if (j != NULL)
+        return j;
+    char *copy = strdup(s);
+    if (copy == NULL)
+        return NULL;
+    for (char *p = copy; *p; p++)
+        if ((unsigned char)*p >= 0x80)
+            *p = '?';
+    j = json_string(copy);
+    free(copy);
+    return j;
+}
+
+/* Serialises `o` (consumed) as the answer with `status`, ending it with a newline. */
+static void answer_json(tdm__http_response *res, unsigned status, json_t *o)
+{
+    char *s = o != NULL ? json_dumps(o, JSON_REAL_PRECISION(10)) : NULL;
+    json_decref(o);
+    if (s == NULL) {
+        fail_oom(res);
+        return;
+    }
+    size_t len = strlen(s);
+    char *body = realloc(s, len + 2);
+    if (body == NULL) {
+        free(s);
+        fail_oom(res);
+        return;
+    }
+    body[len] = '\n';
+    body[len + 1] = '\0';
+    res->status = status;
+    res->content_type = CT_JSON;
+    res->body = body;
+    res->len = len + 1;
+    res->free_body = free;
+}
+
+void tdm__http_error(tdm__http_response *res, unsigned status, const char *code, const char *field,
+                     const char *fmt, ...)
+{
+    char message[TDM_ERROR_MESSAGE_MAX + 256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(message, sizeof message, fmt, ap);
+    va_end(ap);
+    json_t *inner = json_object(), *o = json_object();
+    if (inner == NULL || o == NULL || json_object_set_new(inner, "code", json_string(code)) != 0 ||
+        json_object_set_new(inner, "message", safe_string(message)) != 0 ||
+        json_object_set_new(inner, "field", safe_string(field != NULL ? field : "")) != 0 ||
+        json_object_set_new(o, "error", inner) != 0) {
+        json_decref(o);
+        fail_oom(res);
+        return;
+    }
+    answer_json(res, status, o);
+}
+
+void tdm__http_engine_error(tdm__http_response *res, int rc, const tdm_error *err)
+{
+    unsigned status;
+    const char *code;
+    switch (rc) {
+    case TDM_EPARSE:
+        status = 400, code = "bad_request";
+        break;
+    case TDM_EINVAL:
+        status = 422, code = "invalid";
+        break;
+    case TDM_ENOTFOUND:
+        status = 404, code = "not_found";
+        break;
+    case TDM_ECONFLICT:
+        status = 409, code = "conflict";
+        break;
+    case TDM_ETOOBIG:
+        status = 413, code = "too_large";
+        break;
+    case TDM_EBUSY:
+        status = 503, code = "busy";
+        break;
+    default:
+        status = 500, code = "internal";
+        break;
+    }
+    const char *message = err->message[0] != '\0' ? err->message : tdm_strerror(rc);
+    tdm__http_error(res, status, code, err->field, "%s", message);
+}
+
+void tdm__http_text(tdm__http_response *res, const char *content_type, char *text, size_t len)
+{
+    char *body = malloc(len + 2);
+    if (body == NULL) {
+        tdm_free(text);
+        fail_oom(res);
+        return;
+    }
+    if (len > 0)
+        memcpy(body, text, len);
+    tdm_free(text);
+    if (len == 0 || body[len - 1] != '\n')
+        body[len++] = '\n';
+    body[len] = '\0';
+    res->status = 200;
+    res->content_type = content_type;
+    res->body = body;
+    res->len = len;
+    res->free_body = free;
+}
+
+/* The usual ending of a handler: the engine's JSON answer, or its error. */
+static void engine_answer(tdm__http_response *res, int rc, char *json, const tdm_error *err)
+{
+    if (rc != 0) {
+        tdm_free(json);
+        tdm__http_engine_error(res, rc, err);
+        return;
+    }
+    tdm__http_text(res, CT_JSON, json, json != NULL ? strlen(json) : 0);
+}
+
+/* ---- query values ------------------------------------------------------------------------ */
+
+/*
+ * Reads a whole-number query value in [lo, hi], `def` when absent. Returns 0, or -1 with a
+ * 400 naming the parameter in `res`.
+ */
+static int query_number(tdm__http_request *req, const char *name, uint64_t def, uint64_t lo,
+                        uint64_t hi, uint64_t *out, tdm__http_response *res)
+{
+    const char *v;
+    if (tdm__http_query(req, name, &v, res) != 0)
+        return -1;
+    if (v == NULL) {
+        *out = def;
+        return 0;
+    }
+    char *end;
+    errno = 0;
+    unsigned long long n = strtoull(v, &end, 10);
+    if (v[0] < '0' || v[0] > '9' || *end != '\0' || errno != 0 || n < lo || n > hi) {
+        tdm__http_error(res, 400, "bad_request", name,
+                        "query parameter %s: expected a whole number from %llu to %llu, got "
+                        "\"%.64s\"",
+                        name, (unsigned long long)lo, (unsigned long long)hi, v);
+        return -1;
+    }
+    *out = n;
+    return 0;
+}
+
+/* ---- routes ------------------------------------------------------------------------------ */
+
+void tdm__http_h_health(tdm__http_request *req, tdm__http_response *res)
+{
+    char *json = NULL;
+    tdm_error err = {0};
+    int rc = tdm_engine_health(req->engine, &json, &err);
+    engine_answer(res, rc, json, &err);
+}
+
+void tdm__http_h_list_processes(tdm__http_request *req, tdm__http_response *res)
+{
+    char *json = NULL;
+    tdm_error err = {0};
+    int rc = tdm_engine_list_processes(req->engine, &json, &err);
+    engine_answer(res, rc, json, &err);
+}
+
+void tdm__http_h_get_process(tdm__http_request *req, tdm__http_response *res)
+{
+    char *json = NULL;
+    tdm_error err = {0};
+    int rc = tdm_engine_get_process(req->engine, req->params[0], &json, &err);
+    engine_answer(res, rc, json, &err);
+}
+
+void tdm__http_h_put_process(tdm__http_request *req, tdm__http_response *res)
+{
+    char *json = NULL;
+    tdm_error err = {0};
+    int rc =
+        tdm_engine_put_process(req->engine, req->params[0], req->body.data ? req->body.data : "",
+                               req->body.len, req->actor, &json, &err);
+    engine_answer(res, rc, json, &err);
+}
+
+void tdm__http_h_train(tdm__http_request *req, tdm__http_response *res)
+{
+    char *json = NULL;
+    tdm_error err = {0};
+    int rc = tdm_engine_train(req->engine, req->params[0], req->body.data ? req->body.data : "",
+                              req->body.len, req->format, req->actor, &json, &err);
+    engine_answer(res, rc, json, &err);
+}
+
+void tdm__http_h_submit(tdm__http_request *req, tdm__http_response *res)
+{
+    char *json = NULL;
+    size_t len = 0;
+    tdm_error err = {0};
+    int rc = tdm_engine_submit(req->engine, req->params[0], req->body.data ? req->body.data : "",
+                               req->body.len, req->jsonl, req->actor, &json, &len, &err);
+    if (rc != 0) {
+        tdm_free(json);
+        tdm__http_engine_error(res, rc, &err);
+        return;
+    }
+    tdm__http_text(res, req->jsonl ? CT_NDJSON : CT_JSON, json, len);
+}
+
+void tdm__http_h_get_item(tdm__http_request *req, tdm__http_response *res)
+{
+    char *json = NULL;
+    tdm_error err = {0};
+    int rc = tdm_engine_get_item(req->engine, req->params[0], &json, &err);
+    engine_answer(res, rc, json, &err);
+}
+
+void tdm__http_h_list_tasks(tdm__http_request *req, tdm__http_response *res)
+{
+    const char *state;
+    uint64_t limit;
+    if (tdm__http_query(req, "state", &state, res) != 0)
+        return;
+    if (state != NULL && strcmp(state, "open") != 0 && strcmp(state, "claimed") != 0 &&
+        strcmp(state, "done") != 0) {
+        tdm__http_error(res, 400, "bad_request", "state",
+                        "query parameter state: expected open, claimed or done, got \"%.64s\"",
+                        state);
+        return;
+    }
+    if (query_number(req, "limit", 50, 1, 1000, &limit, res) != 0)
+        return;
+    char *json = NULL;
+    tdm_error err = {0};
+    int rc = tdm_engine_list_tasks(req->engine, req->params[0], state, (size_t)limit, &json, &err);
+    engine_answer(res, rc, json, &err);
+}
+
+/* Reads {"lease_seconds": N} (every key optional); an empty body means the defaults. */
+static int claim_body(tdm__http_request *req, unsigned *lease, tdm__http_response *res)
+{
+    *lease = 0;
+    if (req->body.len == 0)
+        return 0;
+    json_error_t jerr;
+    json_t *o = json_loadb(req->body.data, req->body.len, JSON_REJECT_DUPLICATES, &jerr);
+    if (o == NULL) {
+        tdm__http_error(res, 400, "bad_request", "",
+                        "request body: line %d, column %d: %s (send a JSON object such as "
+                        "{\"lease_seconds\": 600}, or no body)",
+                        jerr.line, jerr.column, jerr.text);
+        return -1;
+    }
+    if (!json_is_object(o)) {
+        json_decref(o);
+        tdm__http_error(res, 400, "bad_request", "",
+                        "request body: expected a JSON object such as {\"lease_seconds\": 600}");
+        return -1;
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach(o, key, v)
+    {
+        if (strcmp(key, "lease_seconds") != 0) {
+            tdm__http_error(res, 422, "invalid", key,
+                            "request body: unknown key \"%.64s\" (expected lease_seconds)", key);
+            json_decref(o);
+            return -1;
+        }
+        if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 86400) {
+            tdm__http_error(res, 422, "invalid", "lease_seconds",
+                            "lease_seconds: expected a whole number of seconds from 1 to 86400");
+            json_decref(o);
+            return -1;
+        }
+        *lease = (unsigned)json_integer_value(v);
+    }
+    json_decref(o);
+    return 0;
+}
+
+void tdm__http_h_claim(tdm__http_request *req, tdm__http_response *res)
+{
+    unsigned lease;
+    if (claim_body(req, &lease, res) != 0)
+        return;
+    char *json = NULL;
+    tdm_error err = {0};
+    int rc = tdm_engine_claim_task(req->engine, req->params[0], req->actor, lease, &json, &err);
+    engine_answer(res, rc, json, &err);
+}
+
+void tdm__http_h_complete(tdm__http_request *req, tdm__http_response *res)
+{
+    char *json = NULL;
+    tdm_error err = {0};
+    int rc =
+        tdm_engine_complete_task(req->engine, req->params[0], req->actor,
+                                 req->body.data ? req->body.data : "", req->body.len, &json, &err);
+    engine_answer(res, rc, json, &err);
+}
+
+void tdm__http_h_feedback(tdm__http_request *req, tdm__http_response *res)
+{
+    char *json = NULL;
+    tdm_error err = {0};
+    int rc = tdm_engine_feedback(req->engine, req->params[0], req->actor,
+                                 req->body.data ? req->body.data : "", req->body.len, &json, &err);
+    engine_answer(res, rc, json, &err);
+}
+
+void tdm__http_h_audit(tdm__http_request *req, tdm__http_response *res)
+{
+    uint64_t after, limit;
+    if (query_number(req, "after", 0, 0, UINT64_MAX, &after, res) != 0 ||
+        query_number(req, "limit", 100, 1, 1000, &limit, res) != 0)
+        return;
+    char *json = NULL;
+    tdm_error err = {0};
+    int rc = tdm_engine_audit(req->engine, after, (size_t)limit, &json, &err);
+    engine_answer(res, rc, json, &err);
+}
+
+void tdm__http_h_audit_verify(tdm__http_request *req, tdm__http_response *res)
+{
+    tdm_audit_check check;
+    tdm_error err = {0};
+    memset(&check, 0, sizeof check);
+    int rc = tdm_engine_audit_verify(req->engine, &check, &err);
+    if (rc != 0) {
+        tdm__http_engine_error(res, rc, &err);
+        return;
+    }
+    check.reason[sizeof check.reason - 1] = '\0';
+    json_t *o = json_object();
+    if (o == NULL || json_object_set_new(o, "ok", json_boolean(check.ok)) != 0 ||
+        json_object_set_new(o, "entries", json_integer((json_int_t)check.entries)) != 0 ||
+        json_object_set_new(o, "first_bad", json_integer((json_int_t)check.first_bad)) != 0 ||
+        json_object_set_new(o, "reason", safe_string(check.reason)) != 0) {
+        json_decref(o);
+        fail_oom(res);
+        return;
+    }
+    answer_json(res, 200, o);
+}
+
+/* The export is gathered into a capped buffer; the writer stops the engine at the cap. */
+typedef struct export_sink {
+    tdm__buf buf;
+    int rc; /* the buffer's failure, when it stopped the export */
+} export_sink;
+
+static int export_write(void *ctx, const char *data, size_t len)
+{
+    export_sink *sink = ctx;
+    sink->rc = tdm__buf_append(&sink->buf, data, len);
+    return sink->rc != 0;
+}
+
+void tdm__http_h_export(tdm__http_request *req, tdm__http_response *res)
+{
+    const char *format, *process;
+    if (tdm__http_query(req, "format", &format, res) != 0 ||
+        tdm__http_query(req, "process", &process, res) != 0)
+        return;
+    tdm_export_format f;
+    if (format == NULL || strcmp(format, "jsonl") == 0) {
+        f = TDM_EXPORT_JSONL;
+    } else if (strcmp(format, "csv") == 0) {
+        f = TDM_EXPORT_CSV;
+    } else {
+        tdm__http_error(res, 400, "bad_request", "format",
+                        "query parameter format: expected csv or jsonl, got \"%.64s\"", format);
+        return;
+    }
+    if (process != NULL && (process[0] == '\0' || strlen(process) > TDM__HTTP_NAME_MAX)) {
+        tdm__http_error(res, 400, "bad_request", "process",
+                        "query parameter process: expected a process name of 1 to %d bytes",
+                        TDM__HTTP_NAME_MAX);
+        return;
+    }
+    export_sink sink;
+    tdm__buf_init(&sink.buf, TDM__HTTP_EXPORT_MAX);
+    sink.rc = 0;
+    tdm_error err = {0};
+    int rc = tdm_engine_export_decisions(req->engine, process, f, export_write, &sink, &err);
+    if (rc != 0 || sink.rc != 0) {
+        tdm__buf_release(&sink.buf);
+        if (sink.rc == TDM_ETOOBIG)
+            tdm__http_error(res, 413, "too_large", "",
+                            "the export is larger than %zu MiB; export one process at a time "
+                            "(process=NAME) or run tandem export decisions on the database",
+                            TDM__HTTP_EXPORT_MAX >> 20);
+        else if (sink.rc != 0)
+            fail_oom(res);
+        else
+            tdm__http_engine_error(res, rc, &err);
+        return;
+    }
+    size_t len;
+    char *body = tdm__buf_take(&sink.buf, &len);
+    if (body == NULL) {
+        fail_oom(res);
+        return;
+    }
+    res->status = 200;
+    res->content_type = f == TDM_EXPORT_CSV ? CT_CSV : CT_NDJSON;
+    res->body = body;
+    res->len = len;
+    res->free_body = free;
+}

@@ -1,0 +1,460 @@
+/*
+ * router.c — from a request line and its headers to a route: path decoding, the route
+ * table, methods, media types, body caps, the actor header and query values.
+ *
+ * Everything that can be decided before the body arrives is decided here, so a request for
+ * an unknown path, with a wrong method, a wrong content type or a declared length over its
+ * cap is answered at once and its body is never read. libmicrohttpd is told not to unescape
+ * URLs (server.c), so each path segment is percent-decoded on its own: an escaped "/"
+ * (%2F) stays inside its segment instead of splitting the path.
+ */
+#define _GNU_SOURCE
+
+#include <errno.h>
+#include <microhttpd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "http/http_int.h"
+#include "http/routes.h"
+
+/* ---- the route table --------------------------------------------------------------------- */
+
+typedef struct route_method {
+    unsigned method;
+    tdm__http_body body;
+    tdm__http_handler handler;
+} route_method;
+
+#define MAX_SEGMENTS 5
+
+/*
+ * A route: its path as literal segments and "{param}" segments, the methods it takes and
+ * the Allow header that lists them. Paths never overlap, so the first match is the match.
+ */
+typedef struct route {
+    const char *pattern;
+    const char *segments[MAX_SEGMENTS + 1];
+    const char *allow;
+    route_method methods[2];
+} route;
+
+static const route routes[] = {
+    {"/healthz", {"healthz"}, "GET, HEAD", {{TDM__HTTP_GET, TDM__BODY_NONE, tdm__http_h_health}}},
+    {"/v1/processes",
+     {"v1", "processes"},
+     "GET, HEAD",
+     {{TDM__HTTP_GET, TDM__BODY_NONE, tdm__http_h_list_processes}}},
+    {"/v1/processes/{name}",
+     {"v1", "processes", "{name}"},
+     "GET, HEAD, PUT",
+     {{TDM__HTTP_GET, TDM__BODY_NONE, tdm__http_h_get_process},
+      {TDM__HTTP_PUT, TDM__BODY_YAML, tdm__http_h_put_process}}},
+    {"/v1/processes/{name}/train",
+     {"v1", "processes", "{name}", "train"},
+     "POST",
+     {{TDM__HTTP_POST, TDM__BODY_TABLE, tdm__http_h_train}}},
+    {"/v1/processes/{name}/items",
+     {"v1", "processes", "{name}", "items"},
+     "POST",
+     {{TDM__HTTP_POST, TDM__BODY_ITEMS, tdm__http_h_submit}}},
+    {"/v1/items/{id}",
+     {"v1", "items", "{id}"},
+     "GET, HEAD",
+     {{TDM__HTTP_GET, TDM__BODY_NONE, tdm__http_h_get_item}}},
+    {"/v1/queues/{queue}/tasks",
+     {"v1", "queues", "{queue}", "tasks"},
+     "GET, HEAD",
+     {{TDM__HTTP_GET, TDM__BODY_NONE, tdm__http_h_list_tasks}}},
+    {"/v1/tasks/{id}/claim",
+     {"v1", "tasks", "{id}", "claim"},
+     "POST",
+     {{TDM__HTTP_POST, TDM__BODY_JSON_OPTIONAL, tdm__http_h_claim}}},
+    {"/v1/tasks/{id}/complete",
+     {"v1", "tasks", "{id}", "complete"},
+     "POST",
+     {{TDM__HTTP_POST, TDM__BODY_JSON, tdm__http_h_complete}}},
+    {"/v1/decisions",
+     {"v1", "decisions"},
+     "GET, HEAD",
+     {{TDM__HTTP_GET, TDM__BODY_NONE, tdm__http_h_export}}},
+    {"/v1/decisions/{id}/feedback",
+     {"v1", "decisions", "{id}", "feedback"},
+     "POST",
+     {{TDM__HTTP_POST, TDM__BODY_JSON, tdm__http_h_feedback}}},
+    {"/v1/audit",
+     {"v1", "audit"},
+     "GET, HEAD",
+     {{TDM__HTTP_GET, TDM__BODY_NONE, tdm__http_h_audit}}},
+    {"/v1/audit/verify",
+     {"v1", "audit", "verify"},
+     "GET, HEAD",
+     {{TDM__HTTP_GET, TDM__BODY_NONE, tdm__http_h_audit_verify}}},
+};
+
+/* ---- media types ------------------------------------------------------------------------- */
+
+static const char *const yaml_types[] = {"application/yaml", "application/x-yaml", "text/yaml",
+                                         "text/x-yaml",      "text/plain",         NULL};
+static const char *const jsonl_types[] = {"application/x-ndjson", "application/jsonl",
+                                          "application/json-lines", NULL};
+
+/*
+ * Compares the media type of a Content-Type value (before any ";" parameter, without
+ * surrounding blanks, case-insensitively) with `want`.
+ */
+static int media_is(const char *content_type, const char *want)
+{
+    const char *p = content_type;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    size_t n = strcspn(p, ";");
+    while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+        n--;
+    return n == strlen(want) && strncasecmp(p, want, n) == 0;
+}
+
+static int media_in(const char *content_type, const char *const *list)
+{
+    for (size_t i = 0; list[i] != NULL; i++)
+        if (media_is(content_type, list[i]))
+            return 1;
+    return 0;
+}
+
+/* ---- percent-decoding -------------------------------------------------------------------- */
+
+static int hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/*
+ * Decodes `n` bytes of `s` into `out` (which has room for n + 1). `plus_is_space` applies
+ * the form convention for query values. Returns the decoded length, or -1 for a malformed
+ * escape or an escaped NUL.
+ */
+static long percent_decode(const char *s, size_t n, char *out, int plus_is_space)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (c == '%') {
+            if (i + 2 >= n)
+                return -1;
+            int h = hex_value(s[i + 1]), l = hex_value(s[i + 2]);
+            if (h < 0 || l < 0)
+                return -1;
+            c = (char)(h * 16 + l);
+            if (c == '\0')
+                return -1;
+            i += 2;
+        } else if (c == '+' && plus_is_space) {
+            c = ' ';
+        }
+        out[o++] = c;
+    }
+    out[o] = '\0';
+    return (long)o;
+}
+
+/* ---- begin: everything decided from the headers ------------------------------------------ */
+
+static unsigned method_bit(const char *method)
+{
+    if (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0)
+        return TDM__HTTP_GET;
+    if (strcmp(method, "PUT") == 0)
+        return TDM__HTTP_PUT;
+    if (strcmp(method, "POST") == 0)
+        return TDM__HTTP_POST;
+    return TDM__HTTP_OTHER;
+}
+
+static void out_of_memory(tdm__http_response *res)
+{
+    tdm__http_error(res, 500, "internal", "", "out of memory");
+}
+
+/*
+ * Splits the raw path into decoded segments. Returns the number of segments, 0 when the
+ * path cannot match any route (too many segments, an empty one), or -1 with `res` filled.
+ */
+static int split_path(tdm__http_request *req, const char *url, const char **seg,
+                      tdm__http_response *res)
+{
+    if (url[0] != '/')
+        return 0;
+    int n = 0;
+    const char *p = url + 1;
+    for (;;) {
+        size_t len = strcspn(p, "/");
+        if (len == 0)
+            return 0; /* "//", a trailing "/" or the bare root: no route has them */
+        if (n == MAX_SEGMENTS)
+            return 0;
+        char *out = tdm__arena_alloc(&req->arena, len + 1);
+        if (out == NULL) {
+            out_of_memory(res);
+            return -1;
+        }
+        if (percent_decode(p, len, out, 0) < 0) {
+            tdm__http_error(res, 400, "bad_request", "path",
+                            "path segment \"%.*s\": malformed percent-escape (use %%XX with two "
+                            "hex digits; %%00 is not allowed)",
+                            (int)(len > 100 ? 100 : len), p);
+            return -1;
+        }
+        seg[n++] = out;
+        if (p[len] == '\0')
+            return n;
+        p += len + 1;
+    }
+}
+
+/* Finds the route whose pattern matches the segments; fills req->params. */
+static const route *find_route(tdm__http_request *req, const char **seg, int n,
+                               const char **param_names)
+{
+    for (size_t r = 0; r < sizeof routes / sizeof routes[0]; r++) {
+        const route *rt = &routes[r];
+        int k = 0, np = 0;
+        while (k < n && rt->segments[k] != NULL) {
+            const char *want = rt->segments[k];
+            if (want[0] == '{') {
+                if (np < 2) {
+                    req->params[np] = seg[k];
+                    param_names[np] = want;
+                    np++;
+                }
+            } else if (strcmp(want, seg[k]) != 0) {
+                break;
+            }
+            k++;
+        }
+        if (k == n && rt->segments[k] == NULL)
+            return rt;
+    }
+    req->params[0] = req->params[1] = NULL;
+    return NULL;
+}
+
+/* Checks the actor header: trimmed, 1..128 printable ASCII bytes. */
+static int read_actor(tdm__http_request *req, tdm__http_response *res)
+{
+    const char *v = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "X-Tandem-Actor");
+    req->actor = NULL;
+    if (v == NULL)
+        return 0;
+    while (*v == ' ' || *v == '\t')
+        v++;
+    size_t n = strlen(v);
+    while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+        n--;
+    if (n == 0) {
+        tdm__http_error(res, 400, "bad_request", "X-Tandem-Actor",
+                        "X-Tandem-Actor is empty (name who acts, or leave the header out)");
+        return -1;
+    }
+    if (n > TDM__HTTP_ACTOR_MAX) {
+        tdm__http_error(res, 400, "bad_request", "X-Tandem-Actor",
+                        "X-Tandem-Actor is %zu bytes long (at most %d)", n, TDM__HTTP_ACTOR_MAX);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)v[i];
+        if (c < 0x20 || c > 0x7e) {
+            tdm__http_error(res, 400, "bad_request", "X-Tandem-Actor",
+                            "X-Tandem-Actor has a byte 0x%02x at offset %zu (printable ASCII "
+                            "only)",
+                            c, i);
+            return -1;
+        }
+    }
+    req->actor = tdm__arena_strndup(&req->arena, v, n);
+    if (req->actor == NULL) {
+        out_of_memory(res);
+        return -1;
+    }
+    return 0;
+}
+
+static void unsupported(tdm__http_response *res, const char *method, const char *pattern,
+                        const char *got, const char *expected)
+{
+    if (got == NULL)
+        tdm__http_error(res, 415, "unsupported_media_type", "Content-Type",
+                        "%s %s needs a Content-Type header (%s)", method, pattern, expected);
+    else
+        tdm__http_error(res, 415, "unsupported_media_type", "Content-Type",
+                        "%s %s does not take \"%.100s\" (send %s)", method, pattern, got, expected);
+}
+
+/*
+ * Checks the content type against what the route takes, sets req->format or req->jsonl,
+ * and returns the body cap that applies, or 0 with `res` filled (415).
+ */
+static size_t check_media(tdm__http_request *req, const tdm__http_limits *limits,
+                          const char *method, tdm__http_response *res)
+{
+    const char *ct = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Content-Type");
+    const char *pattern = req->route.pattern;
+    req->has_content_type = ct != NULL;
+    switch (req->route.body) {
+    case TDM__BODY_NONE:
+        return limits->max_small_body_bytes;
+    case TDM__BODY_YAML:
+        if (ct != NULL && media_in(ct, yaml_types))
+            return limits->max_small_body_bytes;
+        unsupported(res, method, pattern, ct,
+                    "application/yaml, application/x-yaml, text/yaml, text/x-yaml or "
+                    "text/plain");
+        return 0;
+    case TDM__BODY_TABLE:
+        if (ct != NULL && media_is(ct, "text/csv")) {
+            req->format = TDM_FORMAT_CSV;
+            return limits->max_body_bytes;
+        }
+        if (ct != NULL && media_in(ct, jsonl_types)) {
+            req->format = TDM_FORMAT_JSONL;
+            return limits->max_body_bytes;
+        }
+        unsupported(res, method, pattern, ct,
+                    "text/csv, or JSON Lines as application/x-ndjson, application/jsonl or "
+                    "application/json-lines");
+        return 0;
+    case TDM__BODY_ITEMS:
+        if (ct != NULL && media_is(ct, "application/json")) {
+            req->jsonl = 0;
+            return limits->max_small_body_bytes;
+        }
+        if (ct != NULL && media_in(ct, jsonl_types)) {
+            req->jsonl = 1;
+            return limits->max_body_bytes;
+        }
+        unsupported(res, method, pattern, ct,
+                    "application/json for one item, or application/x-ndjson, "
+                    "application/jsonl or application/json-lines for a batch");
+        return 0;
+    case TDM__BODY_JSON:
+        if (ct != NULL && media_is(ct, "application/json"))
+            return limits->max_small_body_bytes;
+        unsupported(res, method, pattern, ct, "application/json");
+        return 0;
+    case TDM__BODY_JSON_OPTIONAL:
+        /* No Content-Type is fine as long as no body comes (checked at dispatch). */
+        if (ct == NULL || media_is(ct, "application/json"))
+            return limits->max_small_body_bytes;
+        unsupported(res, method, pattern, ct, "application/json, or no body");
+        return 0;
+    }
+    return 0;
+}
+
+int tdm__http_begin(tdm__http_request *req, const tdm__http_limits *limits, const char *url,
+                    const char *method, tdm__http_response *res)
+{
+    const char *seg[MAX_SEGMENTS];
+    int n = split_path(req, url, seg, res);
+    if (n < 0)
+        return -1;
+    const char *param_names[2] = {NULL, NULL};
+    const route *rt = n > 0 ? find_route(req, seg, n, param_names) : NULL;
+    if (rt == NULL) {
+        tdm__http_error(res, 404, "not_found", "", "no route for %.200s (see docs/api.md)", url);
+        return -1;
+    }
+
+    unsigned bit = method_bit(method);
+    const route_method *m = NULL;
+    for (size_t i = 0; i < 2; i++)
+        if (rt->methods[i].handler != NULL && rt->methods[i].method == bit)
+            m = &rt->methods[i];
+    if (m == NULL) {
+        tdm__http_error(res, 405, "method_not_allowed", "", "%s does not take %.16s (allowed: %s)",
+                        rt->pattern, method, rt->allow);
+        res->allow = rt->allow;
+        return -1;
+    }
+    req->route.handler = m->handler;
+    req->route.body = m->body;
+    req->route.pattern = rt->pattern;
+
+    for (int i = 0; i < 2 && req->params[i] != NULL; i++) {
+        size_t len = strlen(req->params[i]);
+        if (len > TDM__HTTP_NAME_MAX) {
+            /* "{name}" -> "name" for the field. */
+            const char *pn = param_names[i];
+            size_t pl = strlen(pn);
+            char field[32];
+            snprintf(field, sizeof field, "%.*s", (int)(pl > 2 ? pl - 2 : 0), pn + 1);
+            tdm__http_error(res, 400, "bad_request", field,
+                            "path parameter %s is %zu bytes long (at most %d)", pn, len,
+                            TDM__HTTP_NAME_MAX);
+            return -1;
+        }
+    }
+
+    if (read_actor(req, res) != 0)
+        return -1;
+
+    size_t cap = check_media(req, limits, method, res);
+    if (cap == 0)
+        return -1;
+
+    const char *cl = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Content-Length");
+    if (cl != NULL) {
+        char *end;
+        errno = 0;
+        unsigned long long declared = strtoull(cl, &end, 10);
+        if (errno == 0 && end != cl && declared > cap) {
+            tdm__http_error(res, 413, "too_large", "",
+                            "%s %s: the body is %llu bytes, over the limit of %zu bytes", method,
+                            rt->pattern, declared, cap);
+            return -1;
+        }
+    }
+    tdm__buf_init(&req->body, cap);
+    return 0;
+}
+
+void tdm__http_dispatch(tdm__http_request *req, tdm__http_response *res)
+{
+    if (req->route.body == TDM__BODY_JSON_OPTIONAL && req->body.len > 0 && !req->has_content_type) {
+        unsupported(res, "POST", req->route.pattern, NULL, "application/json, or no body");
+        return;
+    }
+    req->route.handler(req, res);
+}
+
+int tdm__http_query(tdm__http_request *req, const char *name, const char **value,
+                    tdm__http_response *res)
+{
+    const char *raw = MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+    *value = NULL;
+    if (raw == NULL)
+        return 0;
+    size_t n = strlen(raw);
+    char *out = tdm__arena_alloc(&req->arena, n + 1);
+    if (out == NULL) {
+        out_of_memory(res);
+        return -1;
+    }
+    if (percent_decode(raw, n, out, 1) < 0) {
+        tdm__http_error(res, 400, "bad_request", name,
+                        "query parameter %s: malformed percent-escape (use %%XX with two hex "
+                        "digits; %%00 is not allowed)",
+                        name);
+        return -1;
+    }
+    *value = out;
+    return 0;
+}

@@ -1,0 +1,26 @@
+/*
+ * routes.h — the route handlers (handlers.c) that router.c's table points at. Each runs on a
+ * complete request (path parameters decoded, body read, content type checked) and fills
+ * the response; none keeps anything after it returns.
+ */
+#ifndef TDM_HTTP_ROUTES_H
+#define TDM_HTTP_ROUTES_H
+
+#include "http/http_int.h"
+
+void tdm__http_h_health(tdm__http_request *req, tdm__http_response *res);
+void tdm__http_h_list_processes(tdm__http_request *req, tdm__http_response *res);
+void tdm__http_h_get_process(tdm__http_request *req, tdm__http_response *res);
+void tdm__http_h_put_process(tdm__http_request *req, tdm__http_response *res);
+void tdm__http_h_train(tdm__http_request *req, tdm__http_response *res);
+void tdm__http_h_submit(tdm__http_request *req, tdm__http_response *res);
+void tdm__http_h_get_item(tdm__http_request *req, tdm__http_response *res);
+void tdm__http_h_list_tasks(tdm__http_request *req, tdm__http_response *res);
+void tdm__http_h_claim(tdm__http_request *req, tdm__http_response *res);
+void tdm__http_h_complete(tdm__http_request *req, tdm__http_response *res);
+void tdm__http_h_feedback(tdm__http_request *req, tdm__http_response *res);
+void tdm__http_h_audit(tdm__http_request *req, tdm__http_response *res);
+void tdm__http_h_audit_verify(tdm__http_request *req, tdm__http_response *res);
+void tdm__http_h_export(tdm__http_request *req, tdm__http_response *res);
+
+#endif /* TDM_HTTP_ROUTES_H */

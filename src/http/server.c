@@ -1,0 +1,428 @@
+/*
+ * server.c — tandem's HTTP API v1 (server.h, docs/api.md) on libmicrohttpd.
+ *
+ * NOTES ON THE DESIGN OF THE SERVER
+ *
+ * Threads. libmicrohttpd runs its own polling threads (MHD_USE_INTERNAL_POLLING_THREAD), a
+ * pool of opts->threads of them, each with its own epoll set where the library has epoll.
+ * A request is handled start to finish on one of them, including the engine call, which
+ * may take long (training); the engine is safe to call from several threads at once, so
+ * the server holds no lock of its own.
+ *
+ * The listening socket. The server binds and listens itself and hands the socket to
+ * libmicrohttpd (MHD_OPTION_LISTEN_SOCKET), so that a failure to bind can name the address
+ * and the reason ("Address already in use") instead of libmicrohttpd's bare NULL.
+ *
+ * One request, as libmicrohttpd calls the access handler for it:
+ *
+ *   1. First call, headers only (*con_cls == NULL). A connection context is made: the
+ *      request's arena, its body buffer, its start time. router.c decides everything the
+ *      headers allow: route (404), method (405 with Allow), path parameters and actor
+ *      (400), content type (415) and declared Content-Length against the route's cap
+ *      (413). If any fails the answer is queued at once, before "100 Continue", and the
+ *      body is never read; libmicrohttpd closes the connection after the answer.
+ *   2. Body calls (*upload_data_size > 0). The bytes are appended to the capped buffer. A
+ *      body without Content-Length (chunked) that passes the cap cannot be answered in
+ *      libmicrohttpd 0.9.75, which refuses a response in the middle of an upload; the
+ *      server then stops reading and closes the connection (logged as 413). A declared
+ *      length is never exceeded: libmicrohttpd stops at it.
+ *   3. Final call (*upload_data_size == 0 again). The route's handler runs on the whole
+ *      body and its answer is queued.
+ *   4. libmicrohttpd calls on_completed (MHD_OPTION_NOTIFY_COMPLETED) once the answer is
+ *      sent or the connection failed: the request log line is written and the context,
+ *      with its arena and body, is freed. Every context made in step 1 is freed here.
+ *
+ * URLs are not unescaped by libmicrohttpd (MHD_OPTION_UNESCAPE_CALLBACK keeps them as
+ * sent): router.c decodes each path segment and each query value on its own, so that an
+ * escaped "/" stays inside a name.
+ *
+ * Stopping. tdm_server_stop() first quiesces the daemon (no new connections; needs
+ * MHD_USE_ITC), waits for the requests in flight — counted from step 1 to step 4 — to
+ * finish, at most timeout_seconds, then stops the daemon, which closes idle keep-alive
+ * connections and joins the threads. After it returns no handler runs, so the engine may
+ * be closed.
+ */
+#define _GNU_SOURCE
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "http/http_int.h"
+#include "tandem/server.h"
+#include "util/util.h"
+
+/* A request's arena holds its decoded path, query values and actor: far less than this. */
+#define ARENA_MAX ((size_t)1 << 20)
+
+struct tdm_server {
+    struct MHD_Daemon *daemon;
+    tdm_engine *engine;
+    tdm__http_limits limits;
+    unsigned timeout_seconds;
+    unsigned port;
+    int quiet;
+    atomic_int in_flight;
+};
+
+/* The state of one request, from its headers to the end of its answer. */
+typedef struct conn_ctx {
+    tdm_server *server;
+    tdm__http_request req;
+    double started;
+    unsigned status; /* of the answer queued, for the log */
+    size_t bytes;    /* of the answer queued, for the log */
+    int answered;    /* an answer was queued; later calls have nothing to do */
+    int cut;         /* the body passed its cap mid-stream; the connection was dropped */
+    char method[16];
+    char *path; /* as sent, for the log; in the arena */
+} conn_ctx;
+
+void tdm_server_opts_init(tdm_server_opts *opts)
+{
+    memset(opts, 0, sizeof *opts);
+    opts->listen = "127.0.0.1:8080";
+    opts->max_body_bytes = (size_t)64 << 20;
+    opts->max_small_body_bytes = (size_t)1 << 20;
+    opts->threads = 4;
+    opts->timeout_seconds = 30;
+    opts->quiet = 0;
+}
+
+/* ---- the request log --------------------------------------------------------------------- */
+
+/* Copies `s` into `out` (of `cap` bytes) with bytes outside printable ASCII as %XX. */
+static void log_escape(const char *s, char *out, size_t cap)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t o = 0;
+    for (; *s && o + 4 < cap; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c <= 0x20 || c >= 0x7f) {
+            out[o++] = '%';
+            out[o++] = hex[c >> 4];
+            out[o++] = hex[c & 15];
+        } else {
+            out[o++] = (char)c;
+        }
+    }
+    if (*s && o + 4 >= cap && cap > 4) {
+        o = cap - 4 < o ? cap - 4 : o;
+        out[o++] = '.';
+        out[o++] = '.';
+        out[o++] = '.';
+    }
+    out[o] = '\0';
+}
+
+static void log_request(const conn_ctx *c, enum MHD_RequestTerminationCode toe)
+{
+    char path[512];
+    log_escape(c->path != NULL ? c->path : "?", path, sizeof path);
+    double ms = (tdm__now() - c->started) * 1000.0;
+    const char *note = "";
+    if (c->cut)
+        note = " (body over the limit: connection closed)";
+    else if (toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED)
+        note = " (timed out)";
+    else if (toe == MHD_REQUEST_TERMINATED_CLIENT_ABORT)
+        note = " (client closed the connection)";
+    else if (toe == MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN)
+        note = " (server shutting down)";
+    else if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
+        note = " (connection failed)";
+    /* One fprintf per line: stdio locks the stream, so lines from threads do not mix. */
+    fprintf(stderr, "%s %s %u %zu %.1f%s\n", c->method, path, c->status, c->bytes, ms, note);
+}
+
+/* ---- libmicrohttpd callbacks ------------------------------------------------------------- */
+
+/* Leaves URLs and query values escaped: router.c decodes them piece by piece. */
+static size_t keep_escaped(void *cls, struct MHD_Connection *conn, char *s)
+{
+    (void)cls;
+    (void)conn;
+    return strlen(s);
+}
+
+static void log_mhd(void *cls, const char *fmt, va_list ap)
+{
+    const tdm_server *s = cls;
+    if (s->quiet)
+        return;
+    /* Said when on_request drops a body over its cap; the request log says it better. */
+    if (strncmp(fmt, "Application reported internal error", 35) == 0)
+        return;
+    char line[512];
+    vsnprintf(line, sizeof line, fmt, ap);
+    size_t n = strlen(line);
+    while (n > 0 && line[n - 1] == '\n')
+        line[--n] = '\0';
+    fprintf(stderr, "tandem: http: %s\n", line);
+}
+
+/* Queues `res` (whose body it takes over) on the connection. */
+static enum MHD_Result answer(conn_ctx *c, struct MHD_Connection *conn, tdm__http_response *res)
+{
+    struct MHD_Response *r;
+    if (res->free_body != NULL)
+        r = MHD_create_response_from_buffer_with_free_callback(res->len, res->body, res->free_body);
+    else
+        r = MHD_create_response_from_buffer(res->len, res->body, MHD_RESPMEM_PERSISTENT);
+    if (r == NULL) {
+        if (res->free_body != NULL)
+            res->free_body(res->body);
+        return MHD_NO;
+    }
+    c->answered = 1;
+    c->status = res->status;
+    c->bytes = res->len;
+    if (MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, res->content_type) != MHD_YES ||
+        MHD_add_response_header(r, "X-Content-Type-Options", "nosniff") != MHD_YES ||
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store") != MHD_YES ||
+        (res->allow != NULL &&
+         MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, res->allow) != MHD_YES)) {
+        MHD_destroy_response(r);
+        return MHD_NO;
+    }
+    enum MHD_Result q = MHD_queue_response(conn, res->status, r);
+    MHD_destroy_response(r);
+    return q;
+}
+
+static conn_ctx *ctx_new(tdm_server *s, struct MHD_Connection *conn, const char *url,
+                         const char *method)
+{
+    conn_ctx *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return NULL;
+    c->server = s;
+    c->started = tdm__now();
+    snprintf(c->method, sizeof c->method, "%s", method);
+    c->req.engine = s->engine;
+    c->req.conn = conn;
+    tdm__arena_init(&c->req.arena, ARENA_MAX);
+    tdm__buf_init(&c->req.body, 0);
+    c->path = tdm__arena_strndup(&c->req.arena, url, strlen(url));
+    return c;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
+{
+    tdm_server *s = cls;
+    conn_ctx *c = *con_cls;
+    tdm__http_response res = {0};
+    (void)version;
+
+    if (c == NULL) {
+        c = ctx_new(s, conn, url, method);
+        if (c == NULL)
+            return MHD_NO;
+        *con_cls = c;
+        atomic_fetch_add(&s->in_flight, 1);
+        if (tdm__http_begin(&c->req, &s->limits, url, method, &res) != 0)
+            return answer(c, conn, &res);
+        return MHD_YES;
+    }
+    if (c->answered) {
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (*upload_data_size != 0) {
+        int rc = tdm__buf_append(&c->req.body, upload_data, *upload_data_size);
+        if (rc != 0) {
+            /* libmicrohttpd 0.9.75 cannot answer in the middle of a body: drop it. */
+            c->cut = 1;
+            c->status = rc == TDM_ETOOBIG ? 413 : 500;
+            return MHD_NO;
+        }
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    tdm__http_dispatch(&c->req, &res);
+    return answer(c, conn, &res);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    tdm_server *s = cls;
+    conn_ctx *c = *con_cls;
+    (void)conn;
+    if (c == NULL)
+        return;
+    if (!s->quiet)
+        log_request(c, toe);
+    tdm__buf_release(&c->req.body);
+    tdm__arena_release(&c->req.arena);
+    free(c);
+    *con_cls = NULL;
+    atomic_fetch_sub(&s->in_flight, 1);
+}
+
+/* ---- start and stop ---------------------------------------------------------------------- */
+
+/* Parses "HOST:PORT" with HOST an IPv4 address or "localhost" and PORT 0..65535. */
+static int parse_listen(const char *address, struct sockaddr_in *sa, tdm_error *err)
+{
+    const char *colon = address != NULL ? strrchr(address, ':') : NULL;
+    char host[64];
+    unsigned long port = 0;
+    memset(sa, 0, sizeof *sa);
+    sa->sin_family = AF_INET;
+    if (colon == NULL || colon == address || colon[1] == '\0' || colon - address > 63)
+        goto bad;
+    memcpy(host, address, (size_t)(colon - address));
+    host[colon - address] = '\0';
+    for (const char *p = colon + 1; *p; p++) {
+        if (*p < '0' || *p > '9' || p - colon > 5)
+            goto bad;
+        port = port * 10 + (unsigned long)(*p - '0');
+    }
+    if (port > 65535)
+        goto bad;
+    if (strcmp(host, "localhost") == 0)
+        strcpy(host, "127.0.0.1");
+    if (inet_pton(AF_INET, host, &sa->sin_addr) != 1)
+        goto bad;
+    sa->sin_port = htons((uint16_t)port);
+    return 0;
+bad:
+    return tdm__error_field(err, TDM_EINVAL, "listen",
+                            "listen address \"%.100s\": expected HOST:PORT with an IPv4 address "
+                            "or localhost and a port from 0 to 65535, like 127.0.0.1:8080",
+                            address != NULL ? address : "(null)");
+}
+
+/* Binds and listens on `address`; the socket and the port it got are returned. */
+static int open_listener(const char *address, int *fd_out, unsigned *port, tdm_error *err)
+{
+    struct sockaddr_in sa;
+    int rc = parse_listen(address, &sa, err);
+    if (rc != 0)
+        return rc;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return tdm__error(err, TDM_EIO, "cannot listen on %s: %s", address, strerror(errno));
+    /* A restarted server can take its port back while old connections sit in TIME_WAIT;
+     * on Linux this does not let two servers listen on one port. */
+    int one = 1;
+    (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in bound;
+    socklen_t blen = sizeof bound;
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(fd, SOMAXCONN) != 0 ||
+        getsockname(fd, (struct sockaddr *)&bound, &blen) != 0) {
+        int e = errno;
+        close(fd);
+        return tdm__error(err, TDM_EIO, "cannot listen on %s: %s%s", address, strerror(e),
+                          e == EADDRINUSE ? " (stop the other server or pick another port)"
+                          : e == EACCES   ? " (ports below 1024 need privileges)"
+                                          : "");
+    }
+    *port = ntohs(bound.sin_port);
+    *fd_out = fd;
+    return 0;
+}
+
+int tdm_server_start(tdm_engine *e, const tdm_server_opts *opts, tdm_server **out, tdm_error *err)
+{
+    tdm_server_opts defaults;
+    *out = NULL;
+    tdm__error_clear(err);
+    if (opts == NULL) {
+        tdm_server_opts_init(&defaults);
+        opts = &defaults;
+    }
+    if (e == NULL)
+        return tdm__error(err, TDM_EINVAL, "tdm_server_start: no engine");
+    if (opts->threads < 1 || opts->threads > 1024)
+        return tdm__error_field(err, TDM_EINVAL, "threads",
+                                "threads: expected 1 to 1024 worker threads, got %u",
+                                opts->threads);
+    if (opts->max_body_bytes < 1 || opts->max_small_body_bytes < 1 ||
+        opts->max_body_bytes > ((size_t)1 << 40) || opts->max_small_body_bytes > ((size_t)1 << 40))
+        return tdm__error_field(err, TDM_EINVAL, "max_body_bytes",
+                                "body limits must be from 1 byte to 1 TiB");
+    if (opts->timeout_seconds < 1)
+        return tdm__error_field(err, TDM_EINVAL, "timeout_seconds",
+                                "timeout_seconds: expected at least 1 second");
+
+    tdm_server *s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return tdm__error(err, TDM_ENOMEM, "out of memory");
+    s->engine = e;
+    s->limits.max_body_bytes = opts->max_body_bytes;
+    s->limits.max_small_body_bytes = opts->max_small_body_bytes;
+    s->timeout_seconds = opts->timeout_seconds;
+    s->quiet = opts->quiet;
+    atomic_init(&s->in_flight, 0);
+
+    int fd = -1;
+    int rc =
+        open_listener(opts->listen != NULL ? opts->listen : "127.0.0.1:8080", &fd, &s->port, err);
+    if (rc != 0) {
+        free(s);
+        return rc;
+    }
+
+    unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    if (MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES)
+        flags |= MHD_USE_EPOLL;
+    /* A pool of one thread is no pool: libmicrohttpd wants the option only above one. */
+    struct MHD_OptionItem pool[] = {
+        {opts->threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, (intptr_t)opts->threads,
+         NULL},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    s->daemon = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, log_mhd, s,
+        MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned int)opts->timeout_seconds, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+        MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped, NULL, MHD_OPTION_ARRAY, pool, MHD_OPTION_END);
+    if (s->daemon == NULL) {
+        close(fd);
+        free(s);
+        return tdm__error(err, TDM_EIO,
+                          "cannot start the HTTP server on %s (libmicrohttpd refused the "
+                          "options; see the messages above)",
+                          opts->listen != NULL ? opts->listen : "127.0.0.1:8080");
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    if (info != NULL && info->port != 0)
+        s->port = info->port;
+    *out = s;
+    return 0;
+}
+
+unsigned tdm_server_port(const tdm_server *s)
+{
+    return s != NULL ? s->port : 0;
+}
+
+void tdm_server_stop(tdm_server *s)
+{
+    if (s == NULL)
+        return;
+    MHD_socket fd = MHD_quiesce_daemon(s->daemon);
+    if (fd != MHD_INVALID_SOCKET)
+        close(fd);
+    /* Let the requests in flight finish; a slow client is cut off at the timeout anyway. */
+    double deadline = tdm__now() + (double)s->timeout_seconds;
+    while (atomic_load(&s->in_flight) > 0 && tdm__now() < deadline) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    MHD_stop_daemon(s->daemon);
+    free(s);
+}
