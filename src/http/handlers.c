@@ -24,7 +24,7 @@
 /* ---- answers ----------------------------------------------------------------------------- */
 
 static const char oom_body[] =
-    "{\"error\": {\"code\": \"internal\", \"message\": \"out of memory\", \"field\": \"\"}}\n";
+    "{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\",\"field\":\"\"}}\n";
 
 static void fail_oom(tdm__http_response *res)
 {
@@ -55,7 +55,7 @@ static json_t *safe_string(const char *s)
 /* Serialises `o` (consumed) as the answer with `status`, ending it with a newline. */
 static void answer_json(tdm__http_response *res, unsigned status, json_t *o)
 {
-    char *s = o != NULL ? json_dumps(o, JSON_REAL_PRECISION(10)) : NULL;
+    char *s = o != NULL ? json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(10)) : NULL;
     json_decref(o);
     if (s == NULL) {
         fail_oom(res);

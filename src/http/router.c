@@ -417,8 +417,12 @@ int tdm__http_begin(tdm__http_request *req, const tdm__http_limits *limits, cons
         unsigned long long declared = strtoull(cl, &end, 10);
         if (errno == 0 && end != cl && declared > cap) {
             tdm__http_error(res, 413, "too_large", "",
-                            "%s %s: the body is %llu bytes, over the limit of %zu bytes", method,
-                            rt->pattern, declared, cap);
+                            "%s %s: the body is %llu bytes, over the limit of %zu bytes%s", method,
+                            rt->pattern, declared, cap,
+                            cap == limits->max_body_bytes && cap != limits->max_small_body_bytes
+                                ? " (send smaller batches, or raise the limit with tandem serve "
+                                  "--max-body-mib)"
+                                : "");
             return -1;
         }
     }

@@ -74,7 +74,7 @@ expect() {
     grep -qi '^X-Content-Type-Options: nosniff' "$WORK/headers" || fail "$1 $2: no nosniff header"
     if [ "$want" -ge 400 ]; then
         grep -qi '^Content-Type: application/json' "$WORK/headers" || fail "$1 $2: error not JSON"
-        grep -q '^{"error": {"code": "[a-z_]*", "message": ".*", "field": ".*"}}$' "$WORK/body" ||
+        grep -Eq '^\{"error": ?\{"code": ?"[a-z_]+", ?"message": ?".+", ?"field": ?".*"\}\}$' "$WORK/body" ||
             fail "$1 $2: error body not {\"error\": {code, message, field}}: $(cat "$WORK/body")"
     fi
     echo "ok: $1 ${2:0:80} -> $got"
