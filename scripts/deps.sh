@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(build-essential cmake pkg-config libjansson-dev libxxhash-dev libutf8proc-dev
           libcmocka-dev libsqlite3-dev libyaml-dev libmicrohttpd-dev libsodium-dev
-          libcurl4-openssl-dev curl)
+          libcurl4-openssl-dev curl sqlite3 jq)
 if [[ "${1:-}" == "--bench" ]]; then
     packages+=(fasttext liblinear-tools time)
 fi

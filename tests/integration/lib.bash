@@ -56,3 +56,61 @@ expect_fail() {
     grep -Eq -- "$pattern" "$WORK/err" || fail "$*: stderr does not match /$pattern/: $(cat "$WORK/err")"
     echo "ok: $(head -c 160 "$WORK/err" | head -n 1)"
 }
+
+# ---- a tandem server for a test --------------------------------------------------------------
+
+SERVER_PID=
+BASE=
+
+# start_server DB [serve options...]: starts `tandem serve` on a free port of 127.0.0.1 and
+# sets BASE and SERVER_PID; waits at most 10 s for it to listen.
+start_server() {
+    local db=$1
+    shift
+    "$TANDEM" serve --db "$db" --listen 127.0.0.1:0 --quiet "$@" >"$WORK/serve.out" 2>"$WORK/serve.err" &
+    SERVER_PID=$!
+    local line=
+    for _ in $(seq 1 100); do
+        line=$(grep "listening on" "$WORK/serve.out" 2>/dev/null) && break
+        kill -0 "$SERVER_PID" 2>/dev/null || fail "tandem serve exited: $(cat "$WORK/serve.err")"
+        sleep 0.1
+    done
+    [[ "$line" =~ http://127\.0\.0\.1:([0-9]+)$ ]] || fail "tandem serve did not listen within 10 s"
+    BASE="http://127.0.0.1:${BASH_REMATCH[1]}"
+}
+
+# stop_server [SIGNAL]: stops the server (TERM by default) and waits for it.
+stop_server() {
+    if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
+        kill -"${1:-TERM}" "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+    fi
+    SERVER_PID=
+}
+
+trap 'stop_server KILL; rm -rf "$WORK"' EXIT
+
+# http METHOD PATH [curl options...]: sets STATUS; the body is in $WORK/body.
+http() {
+    local method=$1 path=$2
+    shift 2
+    STATUS=$(curl -s -m 60 -X "$method" -o "$WORK/body" -w '%{http_code}' "$@" "$BASE$path" || echo 000)
+}
+
+# expect_http STATUS METHOD PATH [curl options...]: like http, and checks the status.
+expect_http() {
+    local want=$1
+    shift
+    http "$@"
+    [ "$STATUS" = "$want" ] || fail "$1 $2: status $STATUS, expected $want: $(head -c 300 "$WORK/body")"
+}
+
+# jqb FILTER: runs jq on the last answer's body (raw output).
+jqb() {
+    jq -r "$1" "$WORK/body"
+}
+
+# db_digest DB: a digest of everything stored (every table, as SQL), for "nothing changed".
+db_digest() {
+    sqlite3 "$1" .dump | sha256sum | cut -d' ' -f1
+}
