@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The README's first command: installs what tandem needs, builds it, and runs its main job
-# on the embedded defaults. Today that job is the learning core: train on the support-triage
-# example (Banking77, 77 intents), certify the confidence above which the AI may decide
-# alone at 1% error, and measure it on held-out tickets. The HTTP server, the SQLite store
-# and the process files arrive with the engine (see the README's status section).
+# on the embedded defaults: a SQLite database, the support-triage example process (Banking77,
+# 77 intents) trained on its history, and the HTTP server, ready for items.
+#
+#   TANDEM_PORT   port to listen on (default 8080)
+#   TANDEM_DB     database file (default build/demo/tandem.db, started afresh each run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,20 +12,43 @@ scripts/deps.sh
 cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DTDM_TESTS=OFF >/dev/null
 cmake --build build/release -j"$(nproc 2>/dev/null || echo 2)"
 
-data=examples/support-triage/data
+tandem=build/release/tandem
+port=${TANDEM_PORT:-8080}
+db=${TANDEM_DB:-build/demo/tandem.db}
+mkdir -p "$(dirname "$db")"
+rm -f "$db" "$db-wal" "$db-shm"
+
 echo
-echo "== tandem eval: support triage (Banking77), train on $data/train.csv, test on $data/test.csv"
-build/release/tandem eval --train "$data/train.csv" --test "$data/test.csv" --label category \
-    --target-error 0.01 --save-model build/release/support-triage.tdm
+echo "== applying examples/support-triage/process.yaml"
+$tandem process apply examples/support-triage/process.yaml --db "$db"
+echo "== training it on 10,003 labelled support messages (examples/support-triage/data/train.csv)"
+$tandem train --process support-triage examples/support-triage/data/train.csv --db "$db"
 
-cat <<'NEXT'
+cat <<NEXT
 
-What to try next:
-  build/release/tandem eval --help
-  build/release/tandem eval --train examples/loan-screening/data/german.csv --label credit \
-      --test-fraction 0.3 --seed 1            # structured fields, typed automatically
-  build/release/tandem eval --train examples/support-triage/data/train.csv \
-      --test examples/support-triage/data/test.csv --label category --target-error 0.02 --json
-  bench/classify                              # tandem against fastText and liblinear
-The trained model was saved to build/release/support-triage.tdm.
+== tandem is starting on http://127.0.0.1:$port (Ctrl-C stops it). In another terminal:
+
+  # send a customer message; the AI routes it alone if its error is proven under budget
+  curl -s -X POST http://127.0.0.1:$port/v1/processes/support-triage/items \\
+       -H 'Content-Type: application/json' -d '{"text": "I still have not received my card"}'
+
+  # send the 3,080 test messages as a batch, then look at what people have to do
+  build/release/tandem submit --process support-triage --url http://127.0.0.1:$port \\
+       examples/support-triage/data/test.csv | head
+  curl -s 'http://127.0.0.1:$port/v1/queues/support/tasks?limit=3'
+
+  # claim and answer a task (put its id in place of TASK)
+  curl -s -X POST http://127.0.0.1:$port/v1/tasks/TASK/claim -H 'X-Tandem-Actor: ana' \\
+       -H 'Content-Type: application/json' -d '{"lease_seconds": 300}'
+  curl -s -X POST http://127.0.0.1:$port/v1/tasks/TASK/complete -H 'X-Tandem-Actor: ana' \\
+       -H 'Content-Type: application/json' -d '{"action": "accept"}'
+
+  # the process's state, the audit trail, and its verification
+  curl -s http://127.0.0.1:$port/v1/processes/support-triage
+  curl -s 'http://127.0.0.1:$port/v1/audit?limit=5'
+  build/release/tandem audit verify --url http://127.0.0.1:$port
+
+docs/api.md describes every route; README.md has a longer tour.
+
 NEXT
+exec $tandem serve --db "$db" --listen "127.0.0.1:$port"

@@ -385,6 +385,12 @@ int tdm_engine_open(const tdm_engine_opts *opts, tdm_engine **out, tdm_error *er
     }
     if (rc == 0)
         rc = load_processes(e, err);
+    /* Bring trained models into memory now rather than on the first request that needs one
+     * (a large model takes a tenth of a second to load). */
+    for (size_t i = 0; rc == 0 && !e->read_only && i < e->n_procs; i++)
+        for (size_t s = 0; rc == 0 && s < e->procs[i]->n_steps; s++)
+            if (tdm_process_step(e->procs[i]->p, s)->allocation != TDM_ALLOC_HUMAN)
+                rc = tdm__model_ensure(e, e->procs[i]->steps[s], err);
     if (rc != 0) {
         if (rc == TDM_ENOMEM)
             tdm__error_code(err, rc);
