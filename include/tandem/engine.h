@@ -158,7 +158,8 @@ int tdm_engine_export_decisions(tdm_engine *e, const char *process, tdm_export_f
                                 int (*write)(void *ctx, const char *data, size_t len), void *ctx,
                                 tdm_error *err);
 
-/* {"status": "ok", "version", "items", "open_tasks", "audit_entries"} */
+/* {"status": "ok", "version", "items", "open_tasks", "audit_entries", "paused_steps"}:
+ * paused_steps counts steps whose automation was pulled back (audited error over budget). */
 int tdm_engine_health(tdm_engine *e, char **json, tdm_error *err);
 
 #ifdef __cplusplus

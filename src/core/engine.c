@@ -826,11 +826,14 @@ int tdm_engine_health(tdm_engine *e, char **json, tdm_error *err)
     int64_t items = count(db, "SELECT count(*) FROM items");
     int64_t open_tasks = count(db, "SELECT count(*) FROM tasks WHERE state != 'done'");
     int64_t audit = count(db, "SELECT coalesce(max(seq), 0) FROM audit");
+    /* Steps whose automation was pulled back: a number an operator's monitoring can watch. */
+    int64_t paused = count(db, "SELECT count(*) FROM steps WHERE paused != 0");
     tdm__reader_put(e, db);
-    if (items < 0 || open_tasks < 0 || audit < 0)
+    if (items < 0 || open_tasks < 0 || audit < 0 || paused < 0)
         return tdm__error(err, TDM_EIO, "database: cannot read the counts");
-    return tdm__answer(json_pack("{s:s, s:s, s:I, s:I, s:I}", "status", "ok", "version",
+    return tdm__answer(json_pack("{s:s, s:s, s:I, s:I, s:I, s:I}", "status", "ok", "version",
                                  tdm_version(), "items", (json_int_t)items, "open_tasks",
-                                 (json_int_t)open_tasks, "audit_entries", (json_int_t)audit),
+                                 (json_int_t)open_tasks, "audit_entries", (json_int_t)audit,
+                                 "paused_steps", (json_int_t)paused),
                        json, NULL, err);
 }

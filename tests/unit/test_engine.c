@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "tandem/engine.h"
@@ -351,11 +352,121 @@ static void test_bad_input_changes_nothing(void **state)
     tdm_engine_close(e);
 }
 
+/*
+ * Drift: a step whose audited decisions turn out wrong stops deciding alone and says so
+ * (automation.paused on the audit trail, paused in the process summary); and enough human
+ * checks move the threshold (threshold.changed).
+ */
+static void test_audited_errors_pause_automation(void **state)
+{
+    (void)state;
+    tdm_engine *e = open_engine();
+    tdm_error err = {0};
+    char *out;
+    /* The same process with half of the autonomous decisions drawn for audit. */
+    const char *at = strstr(process_yaml, "audit_sample: 0\n");
+    assert_non_null(at);
+    size_t head = (size_t)(at - process_yaml);
+    char *yaml = malloc(sizeof process_yaml + 8);
+    assert_non_null(yaml);
+    memcpy(yaml, process_yaml, head);
+    strcpy(yaml + head, "audit_sample: 0.5\n");
+    strcat(yaml, at + strlen("audit_sample: 0\n"));
+    assert_int_equal(tdm_engine_put_process(e, "triage", yaml, strlen(yaml), "owner", &out, &err),
+                     0);
+    tdm_free(out);
+    free(yaml);
+    char *csv = training_csv(150);
+    assert_int_equal(
+        tdm_engine_train(e, "triage", csv, strlen(csv), TDM_FORMAT_CSV, "owner", &out, &err), 0);
+    free(csv);
+    tdm_free(out);
+
+    /* Items the model is sure of: some decided alone, some drawn for audit. */
+    int audits = 0, decided = 0;
+    char tasks[64][64];
+    for (int i = 0; i < 60 && audits < 64; i++) {
+        char body[128];
+        snprintf(body, sizeof body, "{\"text\": \"please reset my forgot password %d\"}", i);
+        json_t *r = submit(e, body);
+        if (strcmp(json_string_value(json_object_get(r, "status")), "queued") == 0)
+            snprintf(tasks[audits++], 64, "%s", json_string_value(json_object_get(r, "task_id")));
+        else
+            decided++;
+        json_decref(r);
+    }
+    assert_true(decided > 5);
+    assert_true(audits > 5);
+
+    /* Reviewers find every audited answer wrong: the model's world has changed. */
+    const char *wrong = "{\"action\": \"correct\", \"value\": \"refund\"}";
+    for (int i = 0; i < audits; i++) {
+        assert_int_equal(
+            tdm_engine_complete_task(e, tasks[i], "ana", wrong, strlen(wrong), &out, &err), 0);
+        tdm_free(out);
+    }
+
+    /* The checks run on the writer after each commit; wait for them (bounded). */
+    int paused = 0;
+    for (int tries = 0; tries < 100 && !paused; tries++) {
+        assert_int_equal(tdm_engine_get_process(e, "triage", &out, &err), 0);
+        json_t *p = parse(out);
+        paused =
+            json_is_true(json_object_get(json_array_get(json_object_get(p, "steps"), 0), "paused"));
+        json_decref(p);
+        if (!paused) {
+            struct timespec ts = {0, 20000000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    assert_true(paused);
+
+    /* From now on everything goes to a person, and the owner was told on the trail. */
+    json_t *r = submit(e, "{\"text\": \"please reset my forgot password\"}");
+    assert_string_equal(json_string_value(json_object_get(r, "status")), "queued");
+    json_decref(r);
+    assert_int_equal(tdm_engine_list_tasks(e, "support", "open", 1000, &out, &err), 0);
+    assert_non_null(strstr(out, "\"why\":\"paused\""));
+    tdm_free(out);
+    int found_pause = 0, found_threshold = 0;
+    for (uint64_t after = 0;;) {
+        assert_int_equal(tdm_engine_audit(e, after, 1000, &out, &err), 0);
+        json_t *a = parse(out);
+        json_t *entries = json_object_get(a, "entries");
+        size_t i;
+        json_t *entry;
+        json_array_foreach(entries, i, entry)
+        {
+            const char *ev = json_string_value(json_object_get(entry, "event"));
+            if (strcmp(ev, "automation.paused") == 0) {
+                found_pause = 1;
+                assert_string_equal(
+                    json_string_value(json_object_get(json_object_get(entry, "data"), "owner")),
+                    "lead@example.com");
+            }
+            found_threshold |= strcmp(ev, "threshold.changed") == 0;
+        }
+        size_t n = json_array_size(entries);
+        after = (uint64_t)json_integer_value(json_object_get(a, "next"));
+        json_decref(a);
+        if (n < 1000)
+            break;
+    }
+    assert_true(found_pause);
+    assert_true(found_threshold); /* the wrong audits moved the threshold too */
+    assert_int_equal(tdm_engine_health(e, &out, &err), 0);
+    json_t *h = parse(out);
+    assert_int_equal(json_integer_value(json_object_get(h, "paused_steps")), 1);
+    json_decref(h); /* the wrong audits moved the threshold too */
+    tdm_engine_close(e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_whole_loop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_input_changes_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_audited_errors_pause_automation, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
