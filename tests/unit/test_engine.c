@@ -457,7 +457,7 @@ static void test_audited_errors_pause_automation(void **state)
     assert_int_equal(tdm_engine_health(e, &out, &err), 0);
     json_t *h = parse(out);
     assert_int_equal(json_integer_value(json_object_get(h, "paused_steps")), 1);
-    json_decref(h); /* the wrong audits moved the threshold too */
+    json_decref(h);
     tdm_engine_close(e);
 }
 
