@@ -68,7 +68,7 @@ int tdm__route_step(tdm_engine *e, proc_state *ps, size_t step, json_t *fields, 
     double threshold;
     pthread_rwlock_rdlock(&sm->lock);
     if (sm->model != NULL && tdm_model_label_count(sm->model) > 0) {
-        rc = tdm_model_predict(sm->model, iv.v, 1, TDM_PREDICT_REASONS, &p);
+        rc = tdm_model_predict(sm->model, iv.v, 1, 0, &p);
         if (rc == 0) {
             have = 1;
             out->proposal = json_string(tdm_model_label(sm->model, p.top[0].label));
@@ -86,10 +86,6 @@ int tdm__route_step(tdm_engine *e, proc_state *ps, size_t step, json_t *fields, 
         out->why = "no_model";
         return 0;
     }
-    out->reasons = json_array();
-    for (size_t i = 0; i < p.n_reasons; i++)
-        json_array_append_new(out->reasons, json_pack("{s:s, s:f}", "feature", p.reasons[i].feature,
-                                                      "weight", p.reasons[i].weight));
 
     /* A rule that cannot be evaluated counts as fired: when in doubt, a person looks. */
     size_t fired = SIZE_MAX;
@@ -113,5 +109,20 @@ int tdm__route_step(tdm_engine *e, proc_state *ps, size_t step, json_t *fields, 
         out->sample_rate = info->audit_sample;
     } else
         out->decided = 1;
+    if (out->decided)
+        return 0;
+
+    /* A person will see this proposal: say which features drove it. Only now, because
+     * naming features costs a second pass over the item. */
+    pthread_rwlock_rdlock(&sm->lock);
+    if (sm->model != NULL && sm->version == out->model_version &&
+        tdm_model_predict(sm->model, iv.v, 1, TDM_PREDICT_REASONS, &p) == 0) {
+        out->reasons = json_array();
+        for (size_t i = 0; i < p.n_reasons; i++)
+            json_array_append_new(out->reasons,
+                                  json_pack("{s:s, s:f}", "feature", p.reasons[i].feature,
+                                            "weight", p.reasons[i].weight));
+    }
+    pthread_rwlock_unlock(&sm->lock);
     return 0;
 }

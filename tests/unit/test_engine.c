@@ -180,6 +180,16 @@ static void test_whole_loop(void **state)
     assert_int_equal(tdm_engine_list_tasks(e, "support", "open", 10, &out, &err), 0);
     json_t *q = parse(out);
     assert_true(json_array_size(json_object_get(q, "tasks")) >= 2);
+    /* A task with a proposal shows the features that drove it. */
+    size_t ti;
+    json_t *task;
+    int with_reasons = 0;
+    json_array_foreach(json_object_get(q, "tasks"), ti, task)
+    {
+        if (!json_is_null(json_object_get(task, "proposal")))
+            with_reasons += json_array_size(json_object_get(task, "reasons")) > 0;
+    }
+    assert_true(with_reasons > 0);
     json_decref(q);
     assert_int_equal(tdm_engine_claim_task(e, task_id, "ana", 60, &out, &err), 0);
     tdm_free(out);
