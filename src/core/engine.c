@@ -431,12 +431,26 @@ void tdm_engine_close(tdm_engine *e)
 
 typedef struct snapshot_ctx {
     step_model *sm;
+    int owns_ref; /* the job holds a reference to sm and drops it when done */
 } snapshot_ctx;
+
+static int snapshot_write(tdm__tx *tx, step_model *sm, tdm_error *err);
 
 static int snapshot_run(tdm__tx *tx, tdm__job *job, tdm_error *err)
 {
     snapshot_ctx *c = job->ctx;
-    step_model *sm = c->sm;
+    int rc = snapshot_write(tx, c->sm, err);
+    if (c->owns_ref) {
+        pthread_mutex_lock(&tx->e->lock);
+        step_model_unref(c->sm);
+        pthread_mutex_unlock(&tx->e->lock);
+        c->owns_ref = 0;
+    }
+    return rc;
+}
+
+static int snapshot_write(tdm__tx *tx, step_model *sm, tdm_error *err)
+{
     pthread_rwlock_rdlock(&sm->lock);
     if (sm->model == NULL || sm->version <= sm->snapshot) {
         pthread_rwlock_unlock(&sm->lock);
@@ -489,7 +503,7 @@ static void snapshot_all(tdm_engine *e)
     }
     pthread_mutex_unlock(&e->lock);
     for (size_t i = 0; i < n; i++) {
-        snapshot_ctx c = {list[i]};
+        snapshot_ctx c = {list[i], 0};
         tdm__job job = {0};
         job.run = snapshot_run;
         job.ctx = &c;
@@ -513,9 +527,12 @@ void tdm__snapshot_later(tdm_engine *e, step_model *sm)
         free(c);
         return; /* the next one, or the close, will take it */
     }
-    /* The step model is referenced by its process; a snapshot racing a process replacement
-     * at worst writes a row nobody reads. */
+    /* The job keeps the step model alive even if its process is replaced meanwhile. */
+    pthread_mutex_lock(&e->lock);
+    sm->refs++;
+    pthread_mutex_unlock(&e->lock);
     c->sm = sm;
+    c->owns_ref = 1;
     job->run = snapshot_run;
     job->ctx = c;
     tdm__writer_defer(e->writer, job);
