@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs the Debian packages tandem needs to build and test (and, with --bench, to run the
-# benchmarks against their reference tools). Does nothing when they are already there.
+# benchmarks with their reference tools and load generators). Does nothing when they are
+# already there.
 set -euo pipefail
 
 packages=(build-essential cmake pkg-config libjansson-dev libxxhash-dev libutf8proc-dev
           libcmocka-dev libsqlite3-dev libyaml-dev libmicrohttpd-dev libsodium-dev
           libcurl4-openssl-dev curl sqlite3 jq)
 if [[ "${1:-}" == "--bench" ]]; then
-    packages+=(fasttext liblinear-tools time)
+    packages+=(fasttext liblinear-tools time wrk hey nginx-light)
 fi
 
 missing=()
