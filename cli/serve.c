@@ -34,7 +34,7 @@ static const char serve_usage[] =
     "                        port 0 picks a free one (default 127.0.0.1:8080)\n"
     "  --process FILE        validate a process file and create or update its process\n"
     "                        before serving (repeatable)\n"
-    "  --threads N           worker threads, 1 to 1024 (default 4)\n"
+    "  --threads N           worker threads, 1 to 1024 (default 32)\n"
     "  --timeout SECONDS     close idle or slow connections after this long (default 30)\n"
     "  --max-body-mib N      limit for training data and item batches (default 64)\n"
     "  --quiet               no request log\n"

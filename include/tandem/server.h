@@ -22,7 +22,8 @@ typedef struct tdm_server_opts {
     size_t max_body_bytes;      /* batches and training data; default 64 MiB */
     size_t max_small_body_bytes; /* single items, task and feedback bodies, process files;
                                     default 1 MiB */
-    unsigned threads;           /* worker threads; default 4 */
+    unsigned threads;           /* worker threads; default 32 (a request waiting for its
+                                   commit holds one) */
     unsigned timeout_seconds;   /* an idle or slow connection is closed after this; default 30 */
     int quiet;                  /* no request log on stderr */
 } tdm_server_opts;

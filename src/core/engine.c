@@ -24,13 +24,21 @@ void tdm_engine_opts_init(tdm_engine_opts *o)
 /* Helpers                                                                                    */
 /* ------------------------------------------------------------------------------------------ */
 
+/*
+ * Ids are time-ordered, as UUIDv7 is: twelve hex digits of the creation time in ms, then
+ * twelve of randomness. Random ids scatter every insert over the whole of each index, so
+ * each new row dirtied its own page: measured on the intake benchmark, 12 KiB written per
+ * item against 2 KiB with ordered ids, and half the throughput. The price is that an id
+ * tells when its thing was made.
+ */
 void tdm__new_id(const char *prefix, char out[32])
 {
-    unsigned char r[12];
+    unsigned char r[6];
     randombytes_buf(r, sizeof r);
-    char hex[25];
+    char hex[13];
     sodium_bin2hex(hex, sizeof hex, r, sizeof r);
-    snprintf(out, 32, "%s_%s", prefix, hex);
+    snprintf(out, 32, "%s_%012llx%s", prefix,
+             (unsigned long long)tdm__now_ms() & 0xffffffffffffULL, hex);
 }
 
 double tdm__draw(tdm_engine *e)

@@ -126,6 +126,7 @@ struct tdm__job {
     tdm_error err;
     int done;
     int deferred;         /* nobody waits: the writer frees the job (and ctx with free()) */
+    pthread_cond_t *wake; /* signalled when done (the waiter's own), NULL for deferred */
     tdm__effect *effects; /* registered while running */
     tdm__job *next;
 };
@@ -146,7 +147,7 @@ void tdm__writer_defer(tdm__writer *w, tdm__job *job);
 int tdm__proc_get(tdm_engine *e, const char *name, proc_state **out, tdm_error *err);
 void tdm__proc_put(tdm_engine *e, proc_state *ps);
 
-/* A fresh id: prefix and 24 hex digits of randomness ("dec_3f9a..."). */
+/* A fresh id: prefix, 12 hex digits of the time in ms, 12 of randomness ("dec_0194f..."). */
 void tdm__new_id(const char *prefix, char out[32]);
 
 /* A uniform draw in [0, 1) from the engine's RNG. */

@@ -93,7 +93,7 @@ void tdm_server_opts_init(tdm_server_opts *opts)
     opts->listen = "127.0.0.1:8080";
     opts->max_body_bytes = (size_t)64 << 20;
     opts->max_small_body_bytes = (size_t)1 << 20;
-    opts->threads = 4;
+    opts->threads = 32;
     opts->timeout_seconds = 30;
     opts->quiet = 0;
 }
