@@ -91,6 +91,21 @@ int tdm_engine_train(tdm_engine *e, const char *process, const char *data, size_
 int tdm_engine_submit(tdm_engine *e, const char *process, const char *body, size_t len, int jsonl,
                       const char *actor, char **json, size_t *json_len, tdm_error *err);
 
+/*
+ * tdm_engine_submit() in two halves, for servers that do not want a thread to wait for the
+ * durable commit: _begin does the parsing and routing on the caller's thread (returning any
+ * error at once, with nothing stored) and queues the write; `done(arg)` is then called once,
+ * from the engine's writer thread, when the write is durable or has failed. Do not call the
+ * engine from `done`; wake whoever will call tdm_submission_end(), which gives the answer
+ * (or the error) exactly as tdm_engine_submit() would, and frees the submission.
+ */
+typedef struct tdm_submission tdm_submission;
+
+int tdm_engine_submit_begin(tdm_engine *e, const char *process, const char *body, size_t len,
+                            int jsonl, const char *actor, void (*done)(void *arg), void *arg,
+                            tdm_submission **out, tdm_error *err);
+int tdm_submission_end(tdm_submission *s, char **json, size_t *json_len, tdm_error *err);
+
 /* {"id", "process", "version", "status", "fields", "received_at", "decisions", "tasks"} */
 int tdm_engine_get_item(tdm_engine *e, const char *id, char **json, tdm_error *err);
 

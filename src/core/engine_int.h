@@ -126,7 +126,9 @@ struct tdm__job {
     tdm_error err;
     int done;
     int deferred;         /* nobody waits: the writer frees the job (and ctx with free()) */
-    pthread_cond_t *wake; /* signalled when done (the waiter's own), NULL for deferred */
+    pthread_cond_t *wake; /* signalled when done (the waiter's own), or NULL */
+    void (*notify)(void *arg); /* or called when done, outside the writer's lock */
+    void *notify_arg;
     tdm__effect *effects; /* registered while running */
     tdm__job *next;
 };
@@ -136,6 +138,10 @@ void tdm__writer_stop(tdm__writer *w);
 
 /* Runs `job` in the next commit and waits for it. Returns job->rc (err filled from it). */
 int tdm__writer_run(tdm__writer *w, tdm__job *job, tdm_error *err);
+
+/* Queues `job` (which must live until notify has run) without waiting: notify(arg) is called
+ * on the writer thread once the job's commit is durable or failed (job->rc says which). */
+void tdm__writer_enqueue(tdm__writer *w, tdm__job *job, void (*notify)(void *arg), void *arg);
 
 /* Queues a job (allocated with malloc) to run later without waiting; the writer frees it and
  * its ctx with free(). Used for snapshots and recomputations, from the writer thread too. */

@@ -399,57 +399,100 @@ static int parse_lines(const char *body, size_t len, sub_item **out, size_t *n_o
     return 0;
 }
 
-int tdm_engine_submit(tdm_engine *e, const char *process, const char *body, size_t len, int jsonl,
-                      const char *actor, char **json, size_t *json_len, tdm_error *err)
+struct tdm_submission {
+    tdm_engine *e;
+    proc_state *ps;
+    sub_item *items;
+    size_t n;
+    int jsonl;
+    char *actor;
+    sub_ctx ctx;
+    tdm__job job;
+};
+
+static void submission_free(tdm_submission *s)
+{
+    for (size_t i = 0; i < s->n; i++)
+        release_item(&s->items[i]);
+    free(s->items);
+    tdm__proc_put(s->e, s->ps);
+    free(s->actor);
+    free(s);
+}
+
+int tdm_engine_submit_begin(tdm_engine *e, const char *process, const char *body, size_t len,
+                            int jsonl, const char *actor, void (*done)(void *arg), void *arg,
+                            tdm_submission **out, tdm_error *err)
 {
     tdm__error_clear(err);
-    if (e == NULL || process == NULL || json == NULL || (body == NULL && len > 0))
-        return tdm__error(err, TDM_EINVAL, "tdm_engine_submit: missing argument");
+    if (e == NULL || process == NULL || out == NULL || done == NULL || (body == NULL && len > 0))
+        return tdm__error(err, TDM_EINVAL, "tdm_engine_submit_begin: missing argument");
+    *out = NULL;
     if (e->read_only)
         return tdm__error(err, TDM_EINVAL, "the engine is open read-only");
-    proc_state *ps;
-    int rc = tdm__proc_get(e, process, &ps, err);
-    if (rc != 0)
+    tdm_submission *s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return tdm__error_code(err, TDM_ENOMEM);
+    s->e = e;
+    s->jsonl = jsonl;
+    s->actor = actor ? strdup(actor) : NULL;
+    int rc = actor && s->actor == NULL ? tdm__error_code(err, TDM_ENOMEM)
+                                       : tdm__proc_get(e, process, &s->ps, err);
+    if (rc != 0) {
+        free(s->actor);
+        free(s);
         return rc;
-    sub_item *items = NULL;
-    size_t n = 0;
+    }
     if (jsonl) {
-        rc = parse_lines(body ? body : "", len, &items, &n, err);
+        rc = parse_lines(body ? body : "", len, &s->items, &s->n, err);
     } else {
         json_error_t je;
         json_t *obj = json_loadb(body ? body : "", len, JSON_REJECT_DUPLICATES, &je);
-        items = malloc(sizeof *items);
-        if (items == NULL) {
+        s->items = malloc(sizeof *s->items);
+        if (s->items == NULL) {
             json_decref(obj);
             rc = tdm__error_code(err, TDM_ENOMEM);
         } else if (obj == NULL) {
             rc = tdm__error(err, TDM_EPARSE, "line %d, column %d: invalid JSON: %s", je.line,
                             je.column, je.text);
-        } else if ((rc = take_item(obj, &items[0], "", err)) == 0) {
-            n = 1;
+        } else if ((rc = take_item(obj, &s->items[0], "", err)) == 0) {
+            s->n = 1;
         }
     }
-    for (size_t i = 0; rc == 0 && i < n; i++)
-        rc = route_item(e, ps, &items[i], 0, err);
-    if (rc == 0) {
-        sub_ctx c = {ps, actor, items, n};
-        tdm__job job = {0};
-        job.run = sub_run;
-        job.ctx = &c;
-        rc = tdm__writer_run(e->writer, &job, err);
+    for (size_t i = 0; rc == 0 && i < s->n; i++)
+        rc = route_item(e, s->ps, &s->items[i], 0, err);
+    if (rc != 0) {
+        submission_free(s);
+        return rc;
     }
+    s->ctx = (sub_ctx){s->ps, s->actor, s->items, s->n};
+    s->job.run = sub_run;
+    s->job.ctx = &s->ctx;
+    *out = s;
+    tdm__writer_enqueue(e->writer, &s->job, done, arg);
+    return 0;
+}
+
+int tdm_submission_end(tdm_submission *s, char **json, size_t *json_len, tdm_error *err)
+{
+    if (s == NULL || json == NULL)
+        return tdm__error(err, TDM_EINVAL, "tdm_submission_end: missing argument");
+    *json = NULL;
+    int rc = s->job.rc;
+    if (rc != 0 && err != NULL)
+        *err = s->job.err;
     char *out = NULL;
     size_t out_len = 0;
-    if (rc == 0 && !jsonl) {
-        rc = tdm__answer(item_result(ps, &items[0]), &out, &out_len, err);
+    if (rc == 0 && !s->jsonl) {
+        rc = tdm__answer(item_result(s->ps, &s->items[0]), &out, &out_len, err);
     } else if (rc == 0) {
         /* JSON Lines: one result per line, in input order. */
         size_t total = 0;
-        char **lines = calloc(n, sizeof *lines);
+        char **lines = calloc(s->n, sizeof *lines);
         if (lines == NULL)
             rc = tdm__error_code(err, TDM_ENOMEM);
-        for (size_t i = 0; rc == 0 && i < n; i++) {
-            json_t *r = item_result(ps, &items[i]);
+        for (size_t i = 0; rc == 0 && i < s->n; i++) {
+            json_t *r = item_result(s->ps, &s->items[i]);
             lines[i] = r ? json_dumps(r, JSON_COMPACT | JSON_REAL_PRECISION(10)) : NULL;
             json_decref(r);
             if (lines[i] == NULL)
@@ -459,7 +502,7 @@ int tdm_engine_submit(tdm_engine *e, const char *process, const char *body, size
         }
         if (rc == 0 && (out = malloc(total + 1)) == NULL)
             rc = tdm__error_code(err, TDM_ENOMEM);
-        for (size_t i = 0; rc == 0 && i < n; i++) {
+        for (size_t i = 0; rc == 0 && i < s->n; i++) {
             size_t l = strlen(lines[i]);
             memcpy(out + out_len, lines[i], l);
             out_len += l;
@@ -467,14 +510,11 @@ int tdm_engine_submit(tdm_engine *e, const char *process, const char *body, size
         }
         if (out != NULL)
             out[out_len] = '\0';
-        for (size_t i = 0; lines != NULL && i < n; i++)
+        for (size_t i = 0; lines != NULL && i < s->n; i++)
             free(lines[i]);
         free(lines);
     }
-    for (size_t i = 0; i < n; i++)
-        release_item(&items[i]);
-    free(items);
-    tdm__proc_put(e, ps);
+    submission_free(s);
     if (rc != 0) {
         free(out);
         return rc;
@@ -483,6 +523,42 @@ int tdm_engine_submit(tdm_engine *e, const char *process, const char *body, size
     if (json_len != NULL)
         *json_len = out_len;
     return 0;
+}
+
+/* The blocking form waits for the completion on a condition variable of its own. */
+typedef struct waiter {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int done;
+} waiter;
+
+static void wake_waiter(void *arg)
+{
+    waiter *w = arg;
+    pthread_mutex_lock(&w->lock);
+    w->done = 1;
+    pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+}
+
+int tdm_engine_submit(tdm_engine *e, const char *process, const char *body, size_t len, int jsonl,
+                      const char *actor, char **json, size_t *json_len, tdm_error *err)
+{
+    if (json == NULL)
+        return tdm__error(err, TDM_EINVAL, "tdm_engine_submit: missing argument");
+    waiter w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
+    tdm_submission *s;
+    int rc = tdm_engine_submit_begin(e, process, body, len, jsonl, actor, wake_waiter, &w, &s, err);
+    if (rc == 0) {
+        pthread_mutex_lock(&w.lock);
+        while (!w.done)
+            pthread_cond_wait(&w.cond, &w.lock);
+        pthread_mutex_unlock(&w.lock);
+        rc = tdm_submission_end(s, json, json_len, err);
+    }
+    pthread_mutex_destroy(&w.lock);
+    pthread_cond_destroy(&w.cond);
+    return rc;
 }
 
 /* ------------------------------------------------------------------------------------------ */

@@ -232,22 +232,38 @@ static void *writer_main(void *arg)
 
         run_round(w, jobs);
 
+        /* Wake the waiters; free the deferred jobs; set the notified jobs aside and notify
+         * them after the lock is released. Once notified, a job may be freed at once by its
+         * owner, so nothing of it is read after the call. */
+        tdm__job *notify_list = NULL;
         pthread_mutex_lock(&w->lock);
-        for (tdm__job *j = jobs; j != NULL;) {
-            tdm__job *next = j->next;
+        for (tdm__job *j = jobs, *next; j != NULL; j = next) {
+            next = j->next;
             if (j->deferred) {
                 free(j->ctx);
                 free(j);
-            } else {
+            } else if (j->wake != NULL) {
                 j->done = 1;
                 pthread_cond_signal(j->wake);
+            } else if (j->notify != NULL) {
+                j->next = notify_list;
+                notify_list = j;
             }
-            j = next;
         }
+        pthread_mutex_unlock(&w->lock);
+        for (tdm__job *j = notify_list, *next; j != NULL; j = next) {
+            next = j->next;
+            void (*notify)(void *) = j->notify;
+            void *notify_arg = j->notify_arg;
+            j->done = 1;
+            notify(notify_arg);
+        }
+        pthread_mutex_lock(&w->lock);
     }
     pthread_mutex_unlock(&w->lock);
     return NULL;
 }
+
 
 int tdm__writer_start(tdm_engine *e, unsigned window_us, tdm__writer **out, tdm_error *err)
 {
@@ -345,6 +361,7 @@ int tdm__writer_run(tdm__writer *w, tdm__job *job, tdm_error *err)
     job->deferred = 0;
     job->rc = 0;
     job->wake = &wake;
+    job->notify = NULL;
     pthread_mutex_lock(&w->lock);
     if (w->stop) {
         pthread_mutex_unlock(&w->lock);
@@ -361,11 +378,32 @@ int tdm__writer_run(tdm__writer *w, tdm__job *job, tdm_error *err)
     return job->rc;
 }
 
+void tdm__writer_enqueue(tdm__writer *w, tdm__job *job, void (*notify)(void *arg), void *arg)
+{
+    job->done = 0;
+    job->deferred = 0;
+    job->rc = 0;
+    job->wake = NULL;
+    job->notify = notify;
+    job->notify_arg = arg;
+    pthread_mutex_lock(&w->lock);
+    if (w->stop) {
+        pthread_mutex_unlock(&w->lock);
+        job->rc = tdm__error(&job->err, TDM_EBUSY, "the engine is shutting down");
+        job->done = 1;
+        notify(arg);
+        return;
+    }
+    enqueue(w, job);
+    pthread_mutex_unlock(&w->lock);
+}
+
 void tdm__writer_defer(tdm__writer *w, tdm__job *job)
 {
     job->done = 0;
     job->deferred = 1;
     job->wake = NULL;
+    job->notify = NULL;
     job->rc = 0;
     pthread_mutex_lock(&w->lock);
     enqueue(w, job);

@@ -250,6 +250,36 @@ void tdm__http_h_submit(tdm__http_request *req, tdm__http_response *res)
     tdm__http_text(res, req->jsonl ? CT_NDJSON : CT_JSON, json, len);
 }
 
+int tdm__http_h_submit_start(tdm__http_request *req, tdm__http_response *res,
+                             void (*done)(void *arg), void *arg)
+{
+    tdm_error err = {0};
+    int rc = tdm_engine_submit_begin(req->engine, req->params[0],
+                                     req->body.data ? req->body.data : "", req->body.len,
+                                     req->jsonl, req->actor, done, arg, &req->pending, &err);
+    if (rc != 0) {
+        req->pending = NULL;
+        tdm__http_engine_error(res, rc, &err);
+        return 0;
+    }
+    return 1;
+}
+
+void tdm__http_h_submit_finish(tdm__http_request *req, tdm__http_response *res)
+{
+    char *json = NULL;
+    size_t len = 0;
+    tdm_error err = {0};
+    int rc = tdm_submission_end(req->pending, &json, &len, &err);
+    req->pending = NULL;
+    if (rc != 0) {
+        tdm_free(json);
+        tdm__http_engine_error(res, rc, &err);
+        return;
+    }
+    tdm__http_text(res, req->jsonl ? CT_NDJSON : CT_JSON, json, len);
+}
+
 void tdm__http_h_get_item(tdm__http_request *req, tdm__http_response *res)
 {
     char *json = NULL;

@@ -116,6 +116,7 @@ struct tdm__http_request {
     tdm_table_format format; /* TABLE: CSV or JSON Lines */
     int has_content_type;
     tdm__buf body;
+    tdm_submission *pending; /* an intake waiting for its commit (connection suspended) */
 };
 
 /*

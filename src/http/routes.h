@@ -14,6 +14,16 @@ void tdm__http_h_get_process(tdm__http_request *req, tdm__http_response *res);
 void tdm__http_h_put_process(tdm__http_request *req, tdm__http_response *res);
 void tdm__http_h_train(tdm__http_request *req, tdm__http_response *res);
 void tdm__http_h_submit(tdm__http_request *req, tdm__http_response *res);
+
+/*
+ * The same intake without a thread waiting for the durable commit: _start parses and routes
+ * and queues the write, returning 1 (done(arg) will be called from the engine's writer
+ * thread when the write is over; then call _finish for the answer), or 0 with `res` holding
+ * the answer already (an error; nothing was stored).
+ */
+int tdm__http_h_submit_start(tdm__http_request *req, tdm__http_response *res,
+                             void (*done)(void *arg), void *arg);
+void tdm__http_h_submit_finish(tdm__http_request *req, tdm__http_response *res);
 void tdm__http_h_get_item(tdm__http_request *req, tdm__http_response *res);
 void tdm__http_h_list_tasks(tdm__http_request *req, tdm__http_response *res);
 void tdm__http_h_claim(tdm__http_request *req, tdm__http_response *res);

@@ -58,6 +58,7 @@
 #include <unistd.h>
 
 #include "http/http_int.h"
+#include "http/routes.h"
 #include "tandem/server.h"
 #include "util/util.h"
 
@@ -83,6 +84,9 @@ typedef struct conn_ctx {
     size_t bytes;    /* of the answer queued, for the log */
     int answered;    /* an answer was queued; later calls have nothing to do */
     int cut;         /* the body passed its cap mid-stream; the connection was dropped */
+    int suspended;   /* an intake was started and the connection suspended for it */
+    int has_early;   /* ... but it failed at once: `early` is the answer */
+    tdm__http_response early;
     char method[16];
     char *path; /* as sent, for the log; in the arena */
 } conn_ctx;
@@ -216,6 +220,13 @@ static conn_ctx *ctx_new(tdm_server *s, struct MHD_Connection *conn, const char 
     return c;
 }
 
+/* Called by the engine's writer thread when a suspended intake's commit is over. */
+static void resume_intake(void *arg)
+{
+    conn_ctx *c = arg;
+    MHD_resume_connection(c->req.conn);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
@@ -249,6 +260,28 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         }
         *upload_data_size = 0;
         return MHD_YES;
+    }
+    if (c->req.route.handler == tdm__http_h_submit) {
+        /* Intake does not hold a thread while its commit is made durable: the connection is
+         * suspended and the engine's writer resumes it (resume_intake) once the items are on
+         * disk; libmicrohttpd then calls us again and the answer goes out. */
+        if (!c->suspended) {
+            c->suspended = 1;
+            MHD_suspend_connection(conn);
+            if (tdm__http_h_submit_start(&c->req, &c->early, resume_intake, c) == 0) {
+                c->has_early = 1;
+                MHD_resume_connection(conn);
+            }
+            return MHD_YES;
+        }
+        if (c->has_early) {
+            c->has_early = 0;
+            return answer(c, conn, &c->early);
+        }
+        if (c->req.pending == NULL)
+            return MHD_YES; /* called again before the writer was done: keep waiting */
+        tdm__http_h_submit_finish(&c->req, &res);
+        return answer(c, conn, &res);
     }
     tdm__http_dispatch(&c->req, &res);
     return answer(c, conn, &res);
@@ -376,7 +409,8 @@ int tdm_server_start(tdm_engine *e, const tdm_server_opts *opts, tdm_server **ou
         return rc;
     }
 
-    unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG |
+                         MHD_ALLOW_SUSPEND_RESUME;
     if (MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES)
         flags |= MHD_USE_EPOLL;
     /* A pool of one thread is no pool: libmicrohttpd wants the option only above one. */
