@@ -13,7 +13,7 @@
  *
  * The chain's tail lives in memory in the engine's writer (the only thread that appends), so
  * appending costs one hash and one INSERT. `data` is stored exactly as it was hashed
- * (compact JSON with sorted keys), so verification never depends on re-serialising it.
+ * (compact JSON), so verification never depends on re-serialising it.
  */
 #include "audit/audit.h"
 
@@ -24,10 +24,25 @@
 
 #include "util/util.h"
 
+/* Writes `v` in decimal into buf (at least 21 bytes) and returns the length. */
+static size_t decimal(uint64_t v, char *buf)
+{
+    char tmp[20];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    for (size_t i = 0; i < n; i++)
+        buf[i] = tmp[n - 1 - i];
+    return n;
+}
+
 static void hash_field(crypto_generichash_state *st, const char *bytes, size_t len)
 {
-    char prefix[32];
-    int n = snprintf(prefix, sizeof prefix, "%zu:", len);
+    char prefix[24];
+    size_t n = decimal(len, prefix);
+    prefix[n++] = ':';
     crypto_generichash_update(st, (const unsigned char *)prefix, (unsigned long long)n);
     crypto_generichash_update(st, (const unsigned char *)bytes, len);
 }
@@ -38,13 +53,12 @@ void tdm__audit_hash(const char *prev_hash, uint64_t seq, int64_t at, const char
 {
     crypto_generichash_state st;
     unsigned char digest[32];
-    char num[32];
+    char num[24];
     crypto_generichash_init(&st, NULL, 0, sizeof digest);
     hash_field(&st, prev_hash, strlen(prev_hash));
-    snprintf(num, sizeof num, "%" PRIu64, seq);
-    hash_field(&st, num, strlen(num));
-    snprintf(num, sizeof num, "%" PRId64, at);
-    hash_field(&st, num, strlen(num));
+    hash_field(&st, num, decimal(seq, num));
+    /* Times are after 1970: never negative. */
+    hash_field(&st, num, decimal(at < 0 ? 0 : (uint64_t)at, num));
     hash_field(&st, actor, strlen(actor));
     hash_field(&st, event, strlen(event));
     hash_field(&st, subject, strlen(subject));
@@ -74,7 +88,7 @@ int tdm__audit_load_tail(sqlite3 *db, tdm__audit_tail *tail, tdm_error *err)
 int tdm__audit_append(tdm__stmt_cache *c, tdm__audit_tail *tail, int64_t at, const char *actor,
                       const char *event, const char *subject, json_t *data, tdm_error *err)
 {
-    char *text = data ? json_dumps(data, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    char *text = data ? json_dumps(data, JSON_COMPACT) : NULL;
     json_decref(data);
     const char *payload = text ? text : "{}";
     uint64_t seq = tail->seq + 1;

@@ -34,7 +34,7 @@ static int bind_json(sqlite3_stmt *st, int i, json_t *v, char **keep)
         sqlite3_bind_null(st, i);
         return 0;
     }
-    *keep = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_SORT_KEYS);
+    *keep = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
     if (*keep == NULL)
         return TDM_ENOMEM;
     sqlite3_bind_text(st, i, *keep, -1, SQLITE_STATIC);
@@ -160,6 +160,7 @@ int tdm__write_task(tdm__tx *tx, const char *id, const char *item_id, int64_t it
 
 typedef struct sub_item {
     char id[MAX_ID + 1];
+    int given; /* the client named the item: it may exist already */
     json_t *fields; /* as submitted, without "id" */
     json_t *work;   /* fields plus the answers of the steps decided so far */
     size_t n_routes;
@@ -206,12 +207,14 @@ static int take_item(json_t *obj, sub_item *it, const char *where, tdm_error *er
                                     where);
         }
         snprintf(it->id, sizeof it->id, "%s", json_string_value(id));
+        it->given = 1;
         json_object_del(obj, "id");
     } else {
         tdm__new_id("itm", it->id);
     }
     it->fields = obj;
-    it->work = json_deep_copy(obj);
+    /* A shallow copy: steps add their answers as new keys and never change a value. */
+    it->work = json_copy(obj);
     if (it->work == NULL)
         return tdm__error_code(err, TDM_ENOMEM);
     return 0;
@@ -250,13 +253,20 @@ static int sub_run(tdm__tx *tx, tdm__job *job, tdm_error *err)
     const char *process = tdm_process_name(c->ps->p);
     for (size_t i = 0; i < c->n; i++) {
         sub_item *it = &c->items[i];
-        sqlite3_stmt *st = tdm__stmt(tx->stmts, "SELECT version FROM items WHERE id = ?", err);
-        if (st == NULL)
-            return err->code;
-        sqlite3_bind_text(st, 1, it->id, -1, SQLITE_STATIC);
-        int existed = sqlite3_step(st) == SQLITE_ROW;
-        it->version = existed ? sqlite3_column_int64(st, 0) + 1 : 1;
-        sqlite3_reset(st);
+        /* An id tandem made up is new; only a client's id can name an existing item. */
+        int existed = 0;
+        sqlite3_stmt *st;
+        if (it->given) {
+            st = tdm__stmt(tx->stmts, "SELECT version FROM items WHERE id = ?", err);
+            if (st == NULL)
+                return err->code;
+            sqlite3_bind_text(st, 1, it->id, -1, SQLITE_STATIC);
+            existed = sqlite3_step(st) == SQLITE_ROW;
+            it->version = existed ? sqlite3_column_int64(st, 0) + 1 : 1;
+            sqlite3_reset(st);
+        } else {
+            it->version = 1;
+        }
         if (existed) {
             /* A new version of the item: its open tasks can no longer be answered. */
             st = tdm__stmt(tx->stmts,

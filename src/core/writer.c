@@ -29,7 +29,7 @@
  * of every round (a broadcast) cost the request threads nearly half their CPU at 6,000
  * requests a second, in fights over the writer's mutex.
  */
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE /* pthread_setname_np */
 
 #include <stdlib.h>
 #include <string.h>
@@ -195,6 +195,7 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
 static void *checkpoint_main(void *arg)
 {
     tdm__writer *w = arg;
+    pthread_setname_np(pthread_self(), "tandem-ckpt");
     pthread_mutex_lock(&w->lock);
     for (;;) {
         while (!w->ckpt_due && !w->stop)
@@ -214,6 +215,7 @@ static void *checkpoint_main(void *arg)
 static void *writer_main(void *arg)
 {
     tdm__writer *w = arg;
+    pthread_setname_np(pthread_self(), "tandem-writer");
     pthread_mutex_lock(&w->lock);
     for (;;) {
         while (w->head == NULL && !w->stop)
