@@ -88,7 +88,7 @@ int tdm__audit_load_tail(sqlite3 *db, tdm__audit_tail *tail, tdm_error *err)
 int tdm__audit_append(tdm__stmt_cache *c, tdm__audit_tail *tail, int64_t at, const char *actor,
                       const char *event, const char *subject, json_t *data, tdm_error *err)
 {
-    char *text = data ? json_dumps(data, JSON_COMPACT) : NULL;
+    char *text = data ? json_dumps(data, JSON_COMPACT | JSON_REAL_PRECISION(10)) : NULL;
     json_decref(data);
     const char *payload = text ? text : "{}";
     uint64_t seq = tail->seq + 1;

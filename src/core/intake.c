@@ -55,10 +55,12 @@ int tdm__write_decision(tdm__tx *tx, const char *id, const char *item_id, int64_
                                  err);
     if (st == NULL)
         return err->code;
-    char *vtext, *ptext;
+    char *vtext, *ptext = NULL;
     if (bind_json(st, 6, value, &vtext) != 0)
         return tdm__error_code(err, TDM_ENOMEM);
-    if (bind_json(st, 12, proposal, &ptext) != 0) {
+    if (proposal == value) /* the AI decided: its proposal is the value */
+        sqlite3_bind_text(st, 12, vtext, -1, SQLITE_STATIC);
+    else if (bind_json(st, 12, proposal, &ptext) != 0) {
         free(vtext);
         return tdm__error_code(err, TDM_ENOMEM);
     }

@@ -53,7 +53,7 @@ static const char *const migrations[] = {
     "CREATE TABLE items ("
     "  id TEXT PRIMARY KEY, process TEXT NOT NULL, version INTEGER NOT NULL,"
     "  fields TEXT NOT NULL, status TEXT NOT NULL, step INTEGER NOT NULL,"
-    "  received_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);"
+    "  received_at INTEGER NOT NULL, updated_at INTEGER NOT NULL) WITHOUT ROWID;"
     "CREATE TABLE decisions ("
     "  seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, item_id TEXT NOT NULL,"
     "  item_version INTEGER NOT NULL, process TEXT NOT NULL, step TEXT NOT NULL,"
