@@ -68,9 +68,10 @@ int tdm_engine_get_process(tdm_engine *e, const char *name, char **json, tdm_err
 /*
  * Initial training from history: `data` is CSV (header row) or JSON Lines of labelled
  * examples (TDM_FORMAT_AUTO sniffs). Every AI or hybrid step whose output column is present
- * is trained and gets a new model version with its certified threshold. Answers
- * {"process", "steps": [{"step", "model_version", "n_train", "n_classes", "threshold",
- * "oof_accuracy", "seconds"}]}.
+ * is trained and gets a new model version with its certified threshold, certified on the
+ * training rows no review rule would send to a person. Answers {"process", "steps":
+ * [{"step", "model_version", "n_train", "n_classes", "threshold", "certified_n",
+ * "eligible_n", "oof_accuracy", "seconds"}]}.
  */
 int tdm_engine_train(tdm_engine *e, const char *process, const char *data, size_t len,
                      tdm_table_format format, const char *actor, char **json, tdm_error *err);

@@ -267,12 +267,14 @@ typedef struct tdm_train_report {
     double oof_ece;       /* their expected calibration error, 15 bins */
     tdm_risk_result risk; /* certified threshold at opts->target_error, opts->delta */
     double seconds;       /* wall-clock time of the whole fit */
-    /* With opts->keep_scores: the calibrated out-of-fold confidence of each labelled row and
-     * whether its top label was right (n_scores rows, in table order). Free them with
-     * tdm_train_report_release(). NULL otherwise. */
+    /* With opts->keep_scores: for each labelled row (n_scores rows, in table order), the
+     * calibrated out-of-fold confidence, whether the top label was right, and the top label
+     * (an index for tdm_model_label()). Free them with tdm_train_report_release(). NULL
+     * otherwise. */
     size_t n_scores;
     double *oof_confidence;
     unsigned char *oof_correct;
+    uint32_t *oof_label;
 } tdm_train_report;
 
 /* Frees what a report holds (its score arrays); the struct itself is the caller's. */

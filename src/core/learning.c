@@ -737,7 +737,92 @@ typedef struct trained {
     unsigned char *blob;
     size_t blob_len;
     uint64_t version;
+    size_t *keep; /* the scored rows that are checks: no review rule fires on them */
+    size_t n_keep;
 } trained;
+
+/* A rule lookup over one row of the training table: a cell that reads as a number is a
+ * number, otherwise a string; an empty or missing cell is missing. */
+typedef struct row_ctx {
+    const tdm_table *t;
+    size_t row;
+} row_ctx;
+
+static int row_lookup(void *ctx, const char *name, size_t len, tdm_rule_value *out)
+{
+    row_ctx *r = ctx;
+    char key[256];
+    size_t col, clen;
+    if (len >= sizeof key)
+        return TDM_ENOTFOUND;
+    memcpy(key, name, len);
+    key[len] = '\0';
+    if (tdm_table_column_index(r->t, key, &col) != 0)
+        return TDM_ENOTFOUND;
+    const char *cell = tdm_table_cell(r->t, r->row, col, &clen);
+    if (cell == NULL || clen == 0)
+        return TDM_ENOTFOUND;
+    memset(out, 0, sizeof *out);
+    char *end;
+    double x = strtod(cell, &end);
+    if (end != cell && *end == '\0' && isfinite(x)) {
+        out->type = TDM_RULE_NUMBER;
+        out->number = x;
+    } else {
+        out->type = TDM_RULE_STRING;
+        out->string = cell;
+        out->length = clen;
+    }
+    return 0;
+}
+
+/*
+ * The certificate is about the decisions the AI may make alone, so it is computed on the
+ * rows no review rule sends to a person: for each scored training row, the step's rules are
+ * evaluated on the row's fields with its out-of-fold proposal, and only the rows where none
+ * fires count (as the checks made later by people leave out rule-fired tasks). In loan
+ * screening, where every rejection goes to a person, this certifies the error among the
+ * approvals rather than among all proposals.
+ */
+static int filter_checks(const tdm_process *p, size_t step, const tdm_table *table,
+                         const char *output, trained *t, double alpha, double delta)
+{
+    size_t col;
+    if (tdm_table_column_index(table, output, &col) != 0)
+        return TDM_EINVAL;
+    size_t n = t->rep.n_scores;
+    t->keep = malloc((n ? n : 1) * sizeof *t->keep);
+    double *conf = malloc((n ? n : 1) * sizeof *conf);
+    unsigned char *ok = malloc(n ? n : 1);
+    if (t->keep == NULL || conf == NULL || ok == NULL) {
+        free(conf);
+        free(ok);
+        return TDM_ENOMEM;
+    }
+    size_t i = 0;
+    for (size_t r = 0; r < tdm_table_row_count(table) && i < n; r++) {
+        size_t len;
+        const char *label = tdm_table_cell(table, r, col, &len);
+        if (label == NULL || len == 0)
+            continue; /* not a labelled row: not scored */
+        row_ctx rc = {table, r};
+        size_t fired = SIZE_MAX;
+        if (tdm_process_review(p, step, row_lookup, &rc,
+                               tdm_model_label(t->model, t->rep.oof_label[i]),
+                               t->rep.oof_confidence[i], &fired) != 0 && fired == SIZE_MAX)
+            fired = 0;
+        if (fired == SIZE_MAX) {
+            conf[t->n_keep] = t->rep.oof_confidence[i];
+            ok[t->n_keep] = t->rep.oof_correct[i];
+            t->keep[t->n_keep++] = i;
+        }
+        i++;
+    }
+    int rc = tdm_risk_threshold(conf, ok, t->n_keep, alpha, delta, &t->rep.risk);
+    free(conf);
+    free(ok);
+    return rc;
+}
 
 typedef struct train_ctx {
     proc_state *ps;
@@ -848,9 +933,10 @@ static int train_run(tdm__tx *tx, tdm__job *job, tdm_error *err)
         sqlite3_bind_text(st, 2, info->id, -1, SQLITE_STATIC);
         if (sqlite3_step(st) != SQLITE_DONE)
             return tdm__db_error(tx->db, sqlite3_errcode(tx->db), err, "clearing checks");
-        for (size_t k = 0; k < t->rep.n_scores; k++) {
-            int rc = insert_check(tx, process, info->id, t->rep.oof_confidence[k],
-                                  t->rep.oof_correct[k], 1.0, "crossfit", t->version, err);
+        for (size_t k = 0; k < t->n_keep; k++) {
+            size_t at = t->keep[k];
+            int rc = insert_check(tx, process, info->id, t->rep.oof_confidence[at],
+                                  t->rep.oof_correct[at], 1.0, "crossfit", t->version, err);
             if (rc != 0)
                 return rc;
         }
@@ -956,7 +1042,10 @@ int tdm_engine_train(tdm_engine *e, const char *process, const char *data, size_
         rc = tdm_model_train(table, info->output, info->inputs, info->n_inputs, &o, &t[n].model,
                              &t[n].rep, err);
         if (rc == 0) {
-            int s = tdm_model_serialize(t[n].model, &t[n].blob, &t[n].blob_len);
+            int s = filter_checks(ps->p, i, table, info->output, &t[n], info->max_error,
+                                  1 - info->confidence);
+            if (s == 0)
+                s = tdm_model_serialize(t[n].model, &t[n].blob, &t[n].blob_len);
             if (s != 0)
                 rc = tdm__error_code(err, s);
         }
@@ -965,6 +1054,7 @@ int tdm_engine_train(tdm_engine *e, const char *process, const char *data, size_
                 snprintf(err->field, sizeof err->field, "%s", info->output);
             tdm_model_free(t[n].model);
             tdm_train_report_release(&t[n].rep);
+            free(t[n].keep);
             break;
         }
         n++;
@@ -989,12 +1079,13 @@ int tdm_engine_train(tdm_engine *e, const char *process, const char *data, size_
         for (size_t i = 0; rc == 0 && i < n; i++) {
             const tdm_risk_result *r = &t[i].rep.risk;
             json_array_append_new(
-                steps, json_pack("{s:s, s:I, s:I, s:I, s:o, s:I, s:f, s:f}", "step",
+                steps, json_pack("{s:s, s:I, s:I, s:I, s:o, s:I, s:I, s:f, s:f}", "step",
                                  tdm_process_step(ps->p, t[i].step)->id, "model_version",
                                  (json_int_t)t[i].version, "n_train", (json_int_t)t[i].rep.n_train,
                                  "n_classes", (json_int_t)t[i].rep.n_classes, "threshold",
                                  r->found ? json_real(r->threshold) : json_null(), "certified_n",
-                                 (json_int_t)r->n_above, "oof_accuracy", t[i].rep.oof_accuracy,
+                                 (json_int_t)r->n_above, "eligible_n", (json_int_t)t[i].n_keep,
+                                 "oof_accuracy", t[i].rep.oof_accuracy,
                                  "seconds", t[i].rep.seconds));
         }
     }
@@ -1002,6 +1093,7 @@ int tdm_engine_train(tdm_engine *e, const char *process, const char *data, size_
         tdm_model_free(t[i].model);
         tdm_free(t[i].blob);
         tdm_train_report_release(&t[i].rep);
+        free(t[i].keep);
     }
     free(t);
     tdm__proc_put(e, ps);

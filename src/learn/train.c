@@ -38,8 +38,10 @@ void tdm_train_report_release(tdm_train_report *r)
         return;
     free(r->oof_confidence);
     free(r->oof_correct);
+    free(r->oof_label);
     r->oof_confidence = NULL;
     r->oof_correct = NULL;
+    r->oof_label = NULL;
     r->n_scores = 0;
 }
 
@@ -494,9 +496,11 @@ out:
     return rc;
 }
 
-/* Calibrated confidence (top probability) and correctness of each out-of-fold score. */
+/* Calibrated confidence (top probability), the top label and its correctness, for each
+ * out-of-fold score. */
 static void confidences(const float *logits, size_t n, size_t n_labels, size_t stride, double t,
-                        const uint32_t *label, double *conf, unsigned char *correct)
+                        const uint32_t *label, double *conf, unsigned char *correct,
+                        uint32_t *top)
 {
     for (size_t i = 0; i < n; i++) {
         const float *z = logits + i * stride;
@@ -509,6 +513,7 @@ static void confidences(const float *logits, size_t n, size_t n_labels, size_t s
             sum += exp(((double)z[c] - z[best]) / t);
         conf[i] = 1.0 / sum;
         correct[i] = best == label[i];
+        top[i] = (uint32_t)best;
     }
 }
 
@@ -550,6 +555,7 @@ int tdm_model_train(const tdm_table *t, const char *label_column, const tdm_fiel
     uint32_t *kept_idx = NULL;
     double *conf = NULL;
     unsigned char *correct = NULL;
+    uint32_t *top = NULL;
     tdm__featurizer fz;
     memset(&fz, 0, sizeof fz);
     tdm_train_report rep;
@@ -632,7 +638,8 @@ int tdm_model_train(const tdm_table *t, const char *label_column, const tdm_fiel
         logits = malloc(x.n * m->stride * sizeof *logits);
         conf = malloc(x.n * sizeof *conf);
         correct = malloc(x.n);
-        if (logits == NULL || conf == NULL || correct == NULL) {
+        top = malloc(x.n * sizeof *top);
+        if (logits == NULL || conf == NULL || correct == NULL || top == NULL) {
             rc = tdm__error_code(err, TDM_ENOMEM);
             goto out;
         }
@@ -651,7 +658,8 @@ int tdm_model_train(const tdm_table *t, const char *label_column, const tdm_fiel
             rc = tdm__error_code(err, rc);
             goto out;
         }
-        confidences(logits, x.n, m->n_labels, m->stride, rep.temperature, x.label, conf, correct);
+        confidences(logits, x.n, m->n_labels, m->stride, rep.temperature, x.label, conf, correct,
+                    top);
         size_t right = 0;
         for (size_t i = 0; i < x.n; i++)
             right += correct[i];
@@ -668,8 +676,10 @@ int tdm_model_train(const tdm_table *t, const char *label_column, const tdm_fiel
             rep.n_scores = x.n;
             rep.oof_confidence = conf;
             rep.oof_correct = correct;
+            rep.oof_label = top;
             conf = NULL;
             correct = NULL;
+            top = NULL;
         }
     } else {
         /* No cross-fitting: one fit on every labelled row. The label indices are no longer
@@ -708,5 +718,6 @@ out:
     free(kept_val);
     free(conf);
     free(correct);
+    free(top);
     return rc;
 }
