@@ -24,7 +24,11 @@
 #ifndef TDM_TEST_DATA
 #define TDM_TEST_DATA "tests/data"
 #endif
-#define EXAMPLES TDM_TEST_DATA "/../../examples"
+#ifndef TDM_SOURCE_DIR
+#define TDM_SOURCE_DIR "."
+#endif
+/* The repository's examples (not through tests/data, which a clean clone lacks). */
+#define EXAMPLES TDM_SOURCE_DIR "/examples"
 
 /* ------------------------------------------------------------------------------------------ */
 /* Helpers                                                                                    */
