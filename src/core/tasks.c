@@ -525,25 +525,38 @@ static int complete_run(tdm__tx *tx, tdm__job *job, tdm_error *err)
     return rc;
 }
 
+/* Parses a request body that must be one JSON object (`example` shows one in the message). */
+static int parse_request(const char *body, size_t len, const char *example, json_t **out,
+                         tdm_error *err)
+{
+    json_error_t je;
+    json_t *req = json_loadb(body ? body : "", len, JSON_REJECT_DUPLICATES, &je);
+    if (req == NULL)
+        return tdm__error(err, TDM_EPARSE, "line %d, column %d: invalid JSON: %s", je.line,
+                          je.column, je.text);
+    if (!json_is_object(req)) {
+        json_decref(req);
+        return tdm__error(err, TDM_EPARSE, "expected a JSON object like %s", example);
+    }
+    *out = req;
+    return 0;
+}
+
 int tdm_engine_complete_task(tdm_engine *e, const char *task_id, const char *actor,
                              const char *body, size_t len, char **json, tdm_error *err)
 {
     tdm__error_clear(err);
     if (e == NULL || task_id == NULL || json == NULL || (body == NULL && len > 0))
         return tdm__error(err, TDM_EINVAL, "tdm_engine_complete_task: missing argument");
-    json_error_t je;
-    json_t *req = json_loadb(body ? body : "", len, JSON_REJECT_DUPLICATES, &je);
-    if (req == NULL)
-        return tdm__error(err, TDM_EPARSE, "line %d, column %d: invalid JSON: %s", je.line,
-                          je.column, je.text);
-    int rc = 0;
+    json_t *req;
+    int rc = parse_request(body, len, "{\"action\": \"accept\"}", &req, err);
+    if (rc != 0)
+        return rc;
     const char *action = json_string_value(json_object_get(req, "action"));
     json_t *value = json_object_get(req, "value");
     json_t *comment = json_object_get(req, "comment");
-    if (!json_is_object(req))
-        rc = tdm__error(err, TDM_EPARSE, "expected a JSON object like {\"action\": \"accept\"}");
-    else if (action == NULL || (strcmp(action, "accept") != 0 && strcmp(action, "correct") != 0 &&
-                                strcmp(action, "escalate") != 0))
+    if (action == NULL || (strcmp(action, "accept") != 0 && strcmp(action, "correct") != 0 &&
+                           strcmp(action, "escalate") != 0))
         rc = tdm__error_field(err, TDM_EINVAL, "action",
                               "\"action\" must be \"accept\", \"correct\" or \"escalate\"");
     else if (strcmp(action, "correct") == 0 && value == NULL)
@@ -703,21 +716,15 @@ int tdm_engine_feedback(tdm_engine *e, const char *decision_id, const char *acto
     tdm__error_clear(err);
     if (e == NULL || decision_id == NULL || json == NULL || (body == NULL && len > 0))
         return tdm__error(err, TDM_EINVAL, "tdm_engine_feedback: missing argument");
-    json_error_t je;
-    json_t *req = json_loadb(body ? body : "", len, JSON_REJECT_DUPLICATES, &je);
-    if (req == NULL)
-        return tdm__error(err, TDM_EPARSE, "line %d, column %d: invalid JSON: %s", je.line,
-                          je.column, je.text);
-    int rc = 0;
+    json_t *req;
+    int rc = parse_request(body, len, "{\"verdict\": \"inaccurate\", \"correction\": \"...\"}",
+                           &req, err);
+    if (rc != 0)
+        return rc;
     const char *verdict = json_string_value(json_object_get(req, "verdict"));
     json_t *correction = json_object_get(req, "correction");
     json_t *comment = json_object_get(req, "comment");
-    if (!json_is_object(req))
-        rc = tdm__error(err, TDM_EPARSE,
-                        "expected a JSON object like {\"verdict\": \"inaccurate\", "
-                        "\"correction\": \"...\"}");
-    else if (verdict == NULL ||
-             (strcmp(verdict, "accurate") != 0 && strcmp(verdict, "inaccurate") != 0))
+    if (verdict == NULL || (strcmp(verdict, "accurate") != 0 && strcmp(verdict, "inaccurate") != 0))
         rc = tdm__error_field(err, TDM_EINVAL, "verdict",
                               "\"verdict\" must be \"accurate\" or \"inaccurate\"");
     else if (correction != NULL && strcmp(verdict, "accurate") == 0)
