@@ -47,20 +47,20 @@
 #include <unistd.h>
 
 #define PACE_MAX_CONNECTIONS 4096
-#define PACE_MAX_BODY (64u << 20)
-#define PACE_ANSWER_CAP (1u << 20) /* the largest answer read; a larger one is an error */
-#define PACE_DRAIN_SECONDS 10      /* how long answers in flight are awaited at the end */
+#define PACE_MAX_BODY        (64u << 20)
+#define PACE_ANSWER_CAP      (1u << 20) /* the largest answer read; a larger one is an error */
+#define PACE_DRAIN_SECONDS   10         /* how long answers in flight are awaited at the end */
 
 typedef struct conn {
     int fd;
-    int busy;           /* a request is out and its answer not complete */
-    size_t sent;        /* bytes of the request written so far */
-    uint64_t due_ns;    /* when the request in flight was due */
-    uint64_t sent_ns;   /* when its first byte was written */
-    char *in;           /* the answer read so far */
+    int busy;         /* a request is out and its answer not complete */
+    size_t sent;      /* bytes of the request written so far */
+    uint64_t due_ns;  /* when the request in flight was due */
+    uint64_t sent_ns; /* when its first byte was written */
+    char *in;         /* the answer read so far */
     size_t in_len;
-    size_t head_len;    /* length of the header block once found, else 0 */
-    size_t body_len;    /* its Content-Length once the header block is found */
+    size_t head_len; /* length of the header block once found, else 0 */
+    size_t body_len; /* its Content-Length once the header block is found */
     int status;
 } conn;
 
@@ -80,20 +80,23 @@ typedef struct pace {
     uint64_t max_backlog;
 } pace;
 
-static uint64_t now_ns(void) {
+static uint64_t now_ns(void)
+{
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static void die(const char *fmt, const char *arg) {
+static void die(const char *fmt, const char *arg)
+{
     fprintf(stderr, "pace: ");
     fprintf(stderr, fmt, arg);
     fputc('\n', stderr);
     exit(1);
 }
 
-static void usage(FILE *out) {
+static void usage(FILE *out)
+{
     fputs("usage: pace --url http://HOST:PORT/PATH --rate R --duration S\n"
           "            [--connections C] [--method M] [--body FILE] [--type CONTENT-TYPE]\n"
           "\n"
@@ -107,16 +110,20 @@ static void usage(FILE *out) {
           out);
 }
 
-static char *read_file(const char *path, size_t *len) {
+static char *read_file(const char *path, size_t *len)
+{
     FILE *f = fopen(path, "rb");
-    if (!f) die("cannot open %s", path);
+    if (!f)
+        die("cannot open %s", path);
     struct stat st;
     if (fstat(fileno(f), &st) != 0 || st.st_size < 0 || (uint64_t)st.st_size > PACE_MAX_BODY)
         die("%s: not a regular file of at most 64 MiB", path);
     char *buf = malloc((size_t)st.st_size + 1);
-    if (!buf) die("out of memory reading %s", path);
+    if (!buf)
+        die("out of memory reading %s", path);
     size_t n = fread(buf, 1, (size_t)st.st_size, f);
-    if (n != (size_t)st.st_size) die("short read from %s", path);
+    if (n != (size_t)st.st_size)
+        die("short read from %s", path);
     fclose(f);
     *len = n;
     return buf;
@@ -124,46 +131,55 @@ static char *read_file(const char *path, size_t *len) {
 
 /* Splits http://HOST:PORT/PATH; host and port are copied into the given buffers. */
 static void parse_url(const char *url, char *host, size_t hostcap, char *port, size_t portcap,
-                      const char **path) {
-    if (strncmp(url, "http://", 7) != 0) die("--url must start with http:// (got %s)", url);
+                      const char **path)
+{
+    if (strncmp(url, "http://", 7) != 0)
+        die("--url must start with http:// (got %s)", url);
     const char *h = url + 7;
     const char *slash = strchr(h, '/');
     *path = slash ? slash : "/";
     size_t hp = slash ? (size_t)(slash - h) : strlen(h);
     const char *colon = memchr(h, ':', hp);
-    if (!colon) die("--url needs an explicit port (got %s)", url);
+    if (!colon)
+        die("--url needs an explicit port (got %s)", url);
     size_t hl = (size_t)(colon - h), pl = hp - hl - 1;
-    if (hl == 0 || hl >= hostcap || pl == 0 || pl >= portcap) die("--url: bad host or port in %s", url);
+    if (hl == 0 || hl >= hostcap || pl == 0 || pl >= portcap)
+        die("--url: bad host or port in %s", url);
     memcpy(host, h, hl);
     host[hl] = '\0';
     memcpy(port, colon + 1, pl);
     port[pl] = '\0';
 }
 
-static void conn_open(pace *p, int i) {
+static void conn_open(pace *p, int i)
+{
     conn *c = &p->conns[i];
     int fd = socket(p->addr->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) die("socket: %s", strerror(errno));
+    if (fd < 0)
+        die("socket: %s", strerror(errno));
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     if (connect(fd, p->addr->ai_addr, p->addr->ai_addrlen) != 0 && errno != EINPROGRESS)
         die("connect: %s", strerror(errno));
     struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.u32 = (uint32_t)i};
-    if (epoll_ctl(p->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) die("epoll_ctl: %s", strerror(errno));
+    if (epoll_ctl(p->epfd, EPOLL_CTL_ADD, fd, &ev) != 0)
+        die("epoll_ctl: %s", strerror(errno));
     c->fd = fd;
     c->busy = 0;
     c->in_len = c->head_len = c->body_len = 0;
     p->idle[p->nidle++] = i;
 }
 
-static void conn_reopen(pace *p, int i) {
+static void conn_reopen(pace *p, int i)
+{
     conn *c = &p->conns[i];
     epoll_ctl(p->epfd, EPOLL_CTL_DEL, c->fd, NULL);
     close(c->fd);
     conn_open(p, i);
 }
 
-static void record(pace *p, conn *c, uint64_t t) {
+static void record(pace *p, conn *c, uint64_t t)
+{
     if (p->nlat < p->cap_lat) {
         uint64_t d = (t - c->due_ns) / 1000, s = (t - c->sent_ns) / 1000;
         p->lat_due_us[p->nlat] = d > UINT32_MAX ? UINT32_MAX : (uint32_t)d;
@@ -174,7 +190,8 @@ static void record(pace *p, conn *c, uint64_t t) {
 
 /* Writes what is left of the request on connection i. Returns 0, or -1 when the connection
  * failed (it has been reopened and the request counted as an error). */
-static int conn_write(pace *p, int i) {
+static int conn_write(pace *p, int i)
+{
     conn *c = &p->conns[i];
     while (c->sent < p->request_len) {
         ssize_t n = send(c->fd, p->request + c->sent, p->request_len - c->sent, MSG_NOSIGNAL);
@@ -182,7 +199,8 @@ static int conn_write(pace *p, int i) {
             c->sent += (size_t)n;
             continue;
         }
-        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && errno == EINTR)
+            continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
             /* The socket buffer is full (or the connection is still being made): wait for
              * it to drain. */
@@ -201,7 +219,8 @@ static int conn_write(pace *p, int i) {
     return 0;
 }
 
-static void conn_send(pace *p, int i, uint64_t due) {
+static void conn_send(pace *p, int i, uint64_t due)
+{
     conn *c = &p->conns[i];
     c->busy = 1;
     c->sent = 0;
@@ -215,11 +234,14 @@ static void conn_send(pace *p, int i, uint64_t due) {
 
 /* Finds the end of the header block and reads the status and Content-Length. Returns 1 when
  * found, 0 when more is needed, -1 when the answer cannot be read. */
-static int parse_head(conn *c) {
+static int parse_head(conn *c)
+{
     char *end = memmem(c->in, c->in_len, "\r\n\r\n", 4);
-    if (!end) return c->in_len > 65536 ? -1 : 0;
+    if (!end)
+        return c->in_len > 65536 ? -1 : 0;
     c->head_len = (size_t)(end - c->in) + 4;
-    if (c->in_len < 12 || memcmp(c->in, "HTTP/1.", 7) != 0) return -1;
+    if (c->in_len < 12 || memcmp(c->in, "HTTP/1.", 7) != 0)
+        return -1;
     c->status = atoi(c->in + 9);
     const char *line = memchr(c->in, '\n', c->head_len);
     int have_length = 0;
@@ -228,7 +250,8 @@ static int parse_head(conn *c) {
         if ((size_t)(end - line) > 15 && strncasecmp(line, "content-length:", 15) == 0) {
             char *stop;
             unsigned long long v = strtoull(line + 15, &stop, 10);
-            if (v > PACE_ANSWER_CAP) return -1;
+            if (v > PACE_ANSWER_CAP)
+                return -1;
             c->body_len = (size_t)v;
             have_length = 1;
         }
@@ -237,17 +260,21 @@ static int parse_head(conn *c) {
     return have_length ? 1 : -1;
 }
 
-static void conn_read(pace *p, int i) {
+static void conn_read(pace *p, int i)
+{
     conn *c = &p->conns[i];
     for (;;) {
-        if (c->in_len == PACE_ANSWER_CAP) break;
+        if (c->in_len == PACE_ANSWER_CAP)
+            break;
         ssize_t n = recv(c->fd, c->in + c->in_len, PACE_ANSWER_CAP - c->in_len, 0);
         if (n > 0) {
             c->in_len += (size_t)n;
             continue;
         }
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            break;
         /* Closed or failed: an error if a request was out. */
         if (c->busy) {
             p->errors++;
@@ -263,10 +290,12 @@ static void conn_read(pace *p, int i) {
         conn_reopen(p, i);
         return;
     }
-    if (!c->busy) return;
+    if (!c->busy)
+        return;
     if (!c->head_len) {
         int r = parse_head(c);
-        if (r == 0) return;
+        if (r == 0)
+            return;
         if (r < 0) {
             p->errors++;
             p->done++;
@@ -274,7 +303,8 @@ static void conn_read(pace *p, int i) {
             return;
         }
     }
-    if (c->in_len < c->head_len + c->body_len) return;
+    if (c->in_len < c->head_len + c->body_len)
+        return;
     uint64_t t = now_ns();
     record(p, c, t);
     p->done++;
@@ -287,19 +317,24 @@ static void conn_read(pace *p, int i) {
     p->idle[p->nidle++] = i;
 }
 
-static int cmp_u32(const void *a, const void *b) {
+static int cmp_u32(const void *a, const void *b)
+{
     uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
     return (x > y) - (x < y);
 }
 
-static double pct_ms(const uint32_t *v, size_t n, double q) {
-    if (n == 0) return 0;
+static double pct_ms(const uint32_t *v, size_t n, double q)
+{
+    if (n == 0)
+        return 0;
     size_t k = (size_t)(q * (double)n);
-    if (k >= n) k = n - 1;
+    if (k >= n)
+        k = n - 1;
     return v[k] / 1000.0;
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char **argv)
+{
     const char *url = NULL, *body_path = NULL, *method = NULL, *type = "application/json";
     double rate = 0, duration = 0;
     int nconns = 64;
@@ -347,11 +382,13 @@ int main(int argc, char **argv) {
     parse_url(url, host, sizeof host, port, sizeof port, &path);
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
     int gai = getaddrinfo(host, port, &hints, &p.addr);
-    if (gai != 0) die("cannot resolve the host: %s", gai_strerror(gai));
+    if (gai != 0)
+        die("cannot resolve the host: %s", gai_strerror(gai));
 
     size_t body_len = 0;
     char *body = body_path ? read_file(body_path, &body_len) : NULL;
-    if (!method) method = body ? "POST" : "GET";
+    if (!method)
+        method = body ? "POST" : "GET";
     char head[1024];
     int hl = body ? snprintf(head, sizeof head,
                              "%s %s HTTP/1.1\r\nHost: %s:%s\r\nContent-Type: %s\r\n"
@@ -359,12 +396,15 @@ int main(int argc, char **argv) {
                              method, path, host, port, type, body_len)
                   : snprintf(head, sizeof head, "%s %s HTTP/1.1\r\nHost: %s:%s\r\n\r\n", method,
                              path, host, port);
-    if (hl < 0 || (size_t)hl >= sizeof head) die("%s", "the URL or the content type is too long");
+    if (hl < 0 || (size_t)hl >= sizeof head)
+        die("%s", "the URL or the content type is too long");
     p.request_len = (size_t)hl + body_len;
     p.request = malloc(p.request_len);
-    if (!p.request) die("%s", "out of memory");
+    if (!p.request)
+        die("%s", "out of memory");
     memcpy(p.request, head, (size_t)hl);
-    if (body) memcpy(p.request + hl, body, body_len);
+    if (body)
+        memcpy(p.request + hl, body, body_len);
     free(body);
 
     uint64_t total = (uint64_t)(rate * duration + 0.5);
@@ -374,26 +414,31 @@ int main(int argc, char **argv) {
     p.nconns = nconns;
     p.conns = calloc((size_t)nconns, sizeof(conn));
     p.idle = malloc(sizeof(int) * (size_t)nconns);
-    if (!p.lat_due_us || !p.lat_sent_us || !p.conns || !p.idle) die("%s", "out of memory");
+    if (!p.lat_due_us || !p.lat_sent_us || !p.conns || !p.idle)
+        die("%s", "out of memory");
     p.epfd = epoll_create1(EPOLL_CLOEXEC);
-    if (p.epfd < 0) die("epoll_create1: %s", strerror(errno));
+    if (p.epfd < 0)
+        die("epoll_create1: %s", strerror(errno));
     for (int i = 0; i < nconns; i++) {
         p.conns[i].in = malloc(PACE_ANSWER_CAP);
-        if (!p.conns[i].in) die("%s", "out of memory");
+        if (!p.conns[i].in)
+            die("%s", "out of memory");
         conn_open(&p, i);
     }
 
     const double interval_ns = 1e9 / rate;
-    uint64_t next = 0; /* index of the next request to send */
+    uint64_t next = 0;                           /* index of the next request to send */
     const uint64_t start = now_ns() + 50000000u; /* 50 ms for the connections to be made */
-    const uint64_t drain_end = start + (uint64_t)(duration * 1e9) + PACE_DRAIN_SECONDS * 1000000000ull;
+    const uint64_t drain_end =
+        start + (uint64_t)(duration * 1e9) + PACE_DRAIN_SECONDS * 1000000000ull;
     struct epoll_event events[256];
     for (;;) {
         uint64_t t = now_ns();
         /* Send everything due, while a connection is idle. */
         while (next < total && p.nidle > 0) {
             uint64_t due = start + (uint64_t)((double)next * interval_ns);
-            if (due > t) break;
+            if (due > t)
+                break;
             conn_send(&p, p.idle[--p.nidle], due);
             next++;
         }
@@ -401,7 +446,8 @@ int main(int argc, char **argv) {
             uint64_t due = start + (uint64_t)((double)next * interval_ns);
             if (due <= t) {
                 uint64_t backlog = (uint64_t)((double)(t - start) / interval_ns) + 1 - next;
-                if (backlog > p.max_backlog) p.max_backlog = backlog;
+                if (backlog > p.max_backlog)
+                    p.max_backlog = backlog;
             }
         } else if (p.done >= p.sent || t >= drain_end) {
             break;
@@ -420,23 +466,27 @@ int main(int argc, char **argv) {
         }
         int n = epoll_pwait2(p.epfd, events, 256, &timeout, NULL);
         if (n < 0) {
-            if (errno == EINTR) continue;
+            if (errno == EINTR)
+                continue;
             die("epoll_pwait2: %s", strerror(errno));
         }
         for (int k = 0; k < n; k++) {
             int i = (int)events[k].data.u32;
             conn *c = &p.conns[i];
             if ((events[k].events & EPOLLOUT) && c->busy && c->sent < p.request_len) {
-                if (conn_write(&p, i) < 0) continue;
+                if (conn_write(&p, i) < 0)
+                    continue;
             }
-            if (events[k].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) conn_read(&p, i);
+            if (events[k].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+                conn_read(&p, i);
         }
     }
     uint64_t end = now_ns();
     /* The run lasts until the last answer (or the end of the drain time), at least the
      * asked duration. */
     double measured = (double)(end - start) / 1e9;
-    if (measured < duration) measured = duration;
+    if (measured < duration)
+        measured = duration;
 
     qsort(p.lat_due_us, p.nlat, sizeof(uint32_t), cmp_u32);
     qsort(p.lat_sent_us, p.nlat, sizeof(uint32_t), cmp_u32);
@@ -446,8 +496,8 @@ int main(int argc, char **argv) {
             "pace: %.0f requests/s asked for %.1f s over %d connections: %llu sent, %llu "
             "answered (%llu 2xx, %llu other), %llu errors, %llu unanswered, %.0f/s achieved\n",
             rate, duration, nconns, (unsigned long long)p.sent, (unsigned long long)p.done,
-            (unsigned long long)p.ok, (unsigned long long)p.non2xx,
-            (unsigned long long)p.errors, (unsigned long long)lost, achieved);
+            (unsigned long long)p.ok, (unsigned long long)p.non2xx, (unsigned long long)p.errors,
+            (unsigned long long)lost, achieved);
     fprintf(stderr,
             "pace: latency from the due time, ms: p50 %.3f  p90 %.3f  p99 %.3f  p99.9 %.3f  "
             "max %.3f\n",

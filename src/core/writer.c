@@ -215,8 +215,7 @@ static void *checkpoint_main(void *arg)
             break;
         w->ckpt_due = 0;
         pthread_mutex_unlock(&w->lock);
-        int rc = sqlite3_wal_checkpoint_v2(w->ckpt_db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL,
-                                           NULL);
+        int rc = sqlite3_wal_checkpoint_v2(w->ckpt_db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
         pthread_mutex_lock(&w->lock);
         /* Frames committed while it ran are the writer's to copy (see the notes above). */
         if (rc == SQLITE_OK)
@@ -289,7 +288,6 @@ static void *writer_main(void *arg)
     pthread_mutex_unlock(&w->lock);
     return NULL;
 }
-
 
 int tdm__writer_start(tdm_engine *e, unsigned window_us, tdm__writer **out, tdm_error *err)
 {
