@@ -8,7 +8,7 @@ packages=(build-essential cmake pkg-config libjansson-dev libxxhash-dev libutf8p
           libcmocka-dev libsqlite3-dev libyaml-dev libmicrohttpd-dev libsodium-dev
           libcurl4-openssl-dev curl sqlite3 jq)
 if [[ "${1:-}" == "--bench" ]]; then
-    packages+=(fasttext liblinear-tools time wrk hey nginx-light)
+    packages+=(fasttext liblinear-tools time wrk nginx-light)
 fi
 
 missing=()

@@ -33,10 +33,19 @@ void tdm_engine_opts_init(tdm_engine_opts *o)
  */
 void tdm__new_id(const char *prefix, char out[32])
 {
-    unsigned char r[6];
-    randombytes_buf(r, sizeof r);
+    /* The random part comes from a per-thread buffer of the kernel's random bytes, filled
+     * 85 ids at a time: a getrandom call per id was two system calls per item (its id and
+     * its decision's). */
+    static _Thread_local unsigned char pool[510];
+    static _Thread_local size_t used = sizeof pool;
+    if (used == sizeof pool) {
+        randombytes_buf(pool, sizeof pool);
+        used = 0;
+    }
+    const unsigned char *r = pool + used;
+    used += 6;
     char hex[13];
-    sodium_bin2hex(hex, sizeof hex, r, sizeof r);
+    sodium_bin2hex(hex, sizeof hex, r, 6);
     snprintf(out, 32, "%s_%012llx%s", prefix,
              (unsigned long long)tdm__now_ms() & 0xffffffffffffULL, hex);
 }
