@@ -46,8 +46,8 @@ void tdm__new_id(const char *prefix, char out[32])
     used += 6;
     char hex[13];
     sodium_bin2hex(hex, sizeof hex, r, 6);
-    snprintf(out, 32, "%s_%012llx%s", prefix,
-             (unsigned long long)tdm__now_ms() & 0xffffffffffffULL, hex);
+    snprintf(out, 32, "%s_%012llx%s", prefix, (unsigned long long)tdm__now_ms() & 0xffffffffffffULL,
+             hex);
 }
 
 double tdm__draw(tdm_engine *e)
