@@ -100,13 +100,15 @@ static void usage(FILE *out)
 {
     fputs("usage: pace --url http://HOST:PORT/PATH --rate R --duration S\n"
           "            [--connections C] [--method M] [--body FILE] [--type CONTENT-TYPE]\n"
+          "            [--header \"NAME: VALUE\"]...\n"
           "\n"
           "Sends R requests per second, evenly spaced, for S seconds over up to C keep-alive\n"
           "connections (default 64), open-loop: a request that finds no idle connection waits\n"
           "for one and its latency counts from when it was due. Prints percentiles of that\n"
           "latency (and of the latency from the actual send) and a `pace key=value ...` line.\n"
           "--body FILE is sent with every request (method POST unless --method says otherwise,\n"
-          "content type --type, default application/json). Exit status 0 when the run\n"
+          "content type --type, default application/json). --header adds a header line to\n"
+          "every request (at most 8). Exit status 0 when the run\n"
           "completed (whatever the answers were), 1 on a setup error, 2 on a usage error.\n",
           out);
 }
@@ -353,6 +355,9 @@ int main(int argc, char **argv)
     const char *url = NULL, *body_path = NULL, *method = NULL, *type = "application/json";
     double rate = 0, duration = 0;
     int nconns = 64;
+    char extra[2048] = ""; /* --header lines, each ending in CRLF */
+    size_t extra_len = 0;
+    int n_headers = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -378,7 +383,18 @@ int main(int argc, char **argv)
             body_path = v;
         else if (!strcmp(a, "--type"))
             type = v;
-        else {
+        else if (!strcmp(a, "--header")) {
+            size_t vl = strlen(v);
+            if (n_headers == 8 || !strchr(v, ':') || strpbrk(v, "\r\n") ||
+                extra_len + vl + 3 > sizeof extra) {
+                fprintf(stderr, "pace: --header \"NAME: VALUE\", at most 8, one line each\n");
+                return 2;
+            }
+            memcpy(extra + extra_len, v, vl);
+            memcpy(extra + extra_len + vl, "\r\n", 3);
+            extra_len += vl + 2;
+            n_headers++;
+        } else {
             fprintf(stderr, "pace: unknown option %s (see --help)\n", a);
             return 2;
         }
@@ -404,13 +420,13 @@ int main(int argc, char **argv)
     char *body = body_path ? read_file(body_path, &body_len) : NULL;
     if (!method)
         method = body ? "POST" : "GET";
-    char head[1024];
+    char head[4096];
     int hl = body ? snprintf(head, sizeof head,
-                             "%s %s HTTP/1.1\r\nHost: %s:%s\r\nContent-Type: %s\r\n"
+                             "%s %s HTTP/1.1\r\nHost: %s:%s\r\n%sContent-Type: %s\r\n"
                              "Content-Length: %zu\r\n\r\n",
-                             method, path, host, port, type, body_len)
-                  : snprintf(head, sizeof head, "%s %s HTTP/1.1\r\nHost: %s:%s\r\n\r\n", method,
-                             path, host, port);
+                             method, path, host, port, extra, type, body_len)
+                  : snprintf(head, sizeof head, "%s %s HTTP/1.1\r\nHost: %s:%s\r\n%s\r\n", method,
+                             path, host, port, extra);
     if (hl < 0 || (size_t)hl >= sizeof head)
         die("%s", "the URL or the content type is too long");
     p.request_len = (size_t)hl + body_len;

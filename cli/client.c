@@ -9,6 +9,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <jansson.h>
+#include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,7 +26,8 @@ struct cli_client {
     tdm_engine *engine; /* --db */
     CURL *curl;         /* --url */
     char *base;         /* the URL without trailing slashes */
-    const char *actor;
+    const char *actor;  /* --db: who acts */
+    const char *token;  /* --url: TANDEM_TOKEN */
     const char *where;
 };
 
@@ -54,6 +56,12 @@ int cli_target_check(const cli_target *t, const char *cmd)
         strncmp(t->url, "https://", 8) != 0) {
         cli_error("%s: --url \"%s\": expected http://HOST:PORT, like http://127.0.0.1:8080", cmd,
                   t->url);
+        return CLI_EXIT_USAGE;
+    }
+    if (t->actor != NULL && t->url != NULL) {
+        cli_error("%s: --actor goes with --db; through --url the token in TANDEM_TOKEN names "
+                  "who acts",
+                  cmd);
         return CLI_EXIT_USAGE;
     }
     if (t->actor != NULL && (t->actor[0] == '\0' || strlen(t->actor) > 128)) {
@@ -87,6 +95,9 @@ int cli_client_open(const cli_target *t, int read_only, cli_client **out)
         *out = c;
         return 0;
     }
+    c->token = getenv("TANDEM_TOKEN");
+    if (c->token != NULL && c->token[0] == '\0')
+        c->token = NULL;
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || (c->curl = curl_easy_init()) == NULL ||
         (c->base = strdup(t->url)) == NULL) {
         cli_error("cannot set up HTTP (libcurl failed to start)");
@@ -193,6 +204,10 @@ static int status_code(long status)
     switch (status) {
     case 400:
         return TDM_EPARSE;
+    case 401:
+        return TDM_EAUTH;
+    case 403:
+        return TDM_EFORBIDDEN;
     case 404:
         return TDM_ENOTFOUND;
     case 409:
@@ -235,7 +250,7 @@ static int http_call(cli_client *c, const char *method, const char *path, const 
                      const char *body, size_t len, FILE *stream, char **json, size_t *json_len,
                      tdm_error *err)
 {
-    char *url = NULL, errbuf[CURL_ERROR_SIZE] = "", *actor = NULL;
+    char *url = NULL, errbuf[CURL_ERROR_SIZE] = "", *auth = NULL;
     struct curl_slist *headers = NULL, *h;
     http_answer a = {.curl = c->curl, .stream = stream};
     int rc = 0;
@@ -248,12 +263,12 @@ static int http_call(cli_client *c, const char *method, const char *path, const 
             goto oom;
         headers = h;
     }
-    if (c->actor != NULL) {
-        if (asprintf(&actor, "X-Tandem-Actor: %s", c->actor) < 0) {
-            actor = NULL;
+    if (c->token != NULL) {
+        if (asprintf(&auth, "Authorization: Bearer %s", c->token) < 0) {
+            auth = NULL;
             goto oom;
         }
-        if ((h = curl_slist_append(headers, actor)) == NULL)
+        if ((h = curl_slist_append(headers, auth)) == NULL)
             goto oom;
         headers = h;
     }
@@ -286,7 +301,7 @@ static int http_call(cli_client *c, const char *method, const char *path, const 
     } else if (cc != CURLE_OK) {
         rc = fail(err, TDM_EIO, "%s: %s (is tandem serve running there?)", url,
                   errbuf[0] ? errbuf : curl_easy_strerror(cc));
-    } else if (status != 200) {
+    } else if (status != 200 && status != 201) {
         rc = answer_error(c, status, &a, err);
     } else if (json != NULL) {
         if (a.data == NULL && (a.data = calloc(1, 1)) == NULL)
@@ -301,7 +316,9 @@ oom:
     rc = fail(err, TDM_ENOMEM, "out of memory");
 out:
     curl_slist_free_all(headers);
-    free(actor);
+    if (auth != NULL)
+        sodium_memzero(auth, strlen(auth));
+    free(auth);
     free(url);
     free(a.data);
     return rc;
@@ -443,6 +460,56 @@ int cli_client_audit_verify(cli_client *c, tdm_audit_check *check, tdm_error *er
     json_decref(o);
     free(json);
     return 0;
+}
+
+/* ---- tokens ------------------------------------------------------------------------------ */
+
+int cli_client_token_create(cli_client *c, const char *name, tdm_role role,
+                            const char *const *scope, size_t n_scope, char **json, tdm_error *err)
+{
+    if (c->engine != NULL)
+        return tdm_engine_token_create(c->engine, name, role, scope, n_scope, NULL,
+                                       c->actor ? c->actor : "tandem token", json, err);
+    json_t *o = json_object(), *sc = json_array();
+    for (size_t i = 0; sc != NULL && i < n_scope; i++)
+        json_array_append_new(sc, json_string(scope[i]));
+    if (o == NULL || sc == NULL || json_object_set_new(o, "name", json_string(name)) != 0 ||
+        json_object_set_new(o, "role", json_string(tdm_role_name(role))) != 0 ||
+        json_object_set_new(o, "scope", sc) != 0) {
+        json_decref(o);
+        return fail(err, TDM_ENOMEM, "out of memory");
+    }
+    char *body = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    if (body == NULL)
+        return fail(err, TDM_ENOMEM, "out of memory");
+    int rc = http_call(c, "POST", "/v1/tokens", "application/json", body, strlen(body), NULL, json,
+                       NULL, err);
+    free(body);
+    return rc;
+}
+
+int cli_client_token_list(cli_client *c, char **json, tdm_error *err)
+{
+    if (c->engine != NULL)
+        return tdm_engine_token_list(c->engine, json, err);
+    return http_call(c, "GET", "/v1/tokens", NULL, NULL, 0, NULL, json, NULL, err);
+}
+
+int cli_client_token_revoke(cli_client *c, const char *id, char **json, tdm_error *err)
+{
+    if (c->engine != NULL)
+        return tdm_engine_token_revoke(c->engine, id, c->actor ? c->actor : "tandem token", json,
+                                       err);
+    char *esc = curl_easy_escape(c->curl, id, 0), *path = NULL;
+    if (esc == NULL || asprintf(&path, "/v1/tokens/%s", esc) < 0) {
+        curl_free(esc);
+        return fail(err, TDM_ENOMEM, "out of memory");
+    }
+    curl_free(esc);
+    int rc = http_call(c, "DELETE", path, NULL, "", 0, NULL, json, NULL, err);
+    free(path);
+    return rc;
 }
 
 /* ---- files ------------------------------------------------------------------------------- */

@@ -22,9 +22,12 @@ typedef struct cli_target {
 #define CLI_TARGET_HELP                                                                            \
     "  --db PATH             work on this database file directly\n"                                \
     "  --url URL             work through a running server (tandem serve), like\n"                 \
-    "                        http://127.0.0.1:8080\n"
+    "                        http://127.0.0.1:8080, with the token in the environment\n"          \
+    "                        variable TANDEM_TOKEN\n"
 
-#define CLI_ACTOR_HELP "  --actor NAME          who acts, for the audit trail (default: \"api\")\n"
+#define CLI_ACTOR_HELP                                                                             \
+    "  --actor NAME          with --db: who acts, for the audit trail (default: \"api\");\n"     \
+    "                        through --url the token's name is who acts\n"
 
 /*
  * Checks that exactly one of --db and --url was given and that the URL is http:// or
@@ -60,6 +63,11 @@ int cli_client_submit(cli_client *c, const char *process, const char *body, size
 int cli_client_export(cli_client *c, const char *process, tdm_export_format format, FILE *out,
                       tdm_error *err);
 int cli_client_audit_verify(cli_client *c, tdm_audit_check *check, tdm_error *err);
+/* Tokens (admin): the answers are those of engine.h's tdm_engine_token_* functions. */
+int cli_client_token_create(cli_client *c, const char *name, tdm_role role,
+                            const char *const *scope, size_t n_scope, char **json, tdm_error *err);
+int cli_client_token_list(cli_client *c, char **json, tdm_error *err);
+int cli_client_token_revoke(cli_client *c, const char *id, char **json, tdm_error *err);
 
 /*
  * Reads a whole file ("-" is standard input) of at most `max` bytes into a malloc'd,

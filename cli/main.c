@@ -28,9 +28,10 @@ static const char usage[] =
     "  submit    send items from CSV or JSON Lines to a process (tandem submit --help)\n"
     "  export    export decisions as CSV or JSON Lines (tandem export --help)\n"
     "  audit     verify the audit trail's hash chain (tandem audit --help)\n"
+    "  token     create, list and revoke API tokens (tandem token --help)\n"
     "\n"
-    "  process apply, train, submit, export and audit work on a database (--db PATH) or\n"
-    "  through a running server (--url http://HOST:PORT).\n"
+    "  process apply, train, submit, export, audit and token work on a database (--db PATH)\n"
+    "  or through a running server (--url http://HOST:PORT, with a token in TANDEM_TOKEN).\n"
     "\n"
     "options:\n"
     "  -h, --help     show this help\n"
@@ -94,7 +95,7 @@ int main(int argc, char **argv)
     } commands[] = {
         {"eval", cli_eval},   {"serve", cli_serve},   {"process", cli_process},
         {"train", cli_train}, {"submit", cli_submit}, {"export", cli_export},
-        {"audit", cli_audit},
+        {"audit", cli_audit}, {"token", cli_token},
     };
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (strcmp(cmd, commands[i].name) == 0)

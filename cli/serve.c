@@ -38,7 +38,12 @@ static const char serve_usage[] =
     "  --timeout SECONDS     close idle or slow connections after this long (default 30)\n"
     "  --max-body-mib N      limit for training data and item batches (default 64)\n"
     "  --quiet               no request log\n"
-    "  -h, --help            show this help\n";
+    "  -h, --help            show this help\n"
+    "\n"
+    "Every API call needs a token (docs/security.md). On a database without any token, the\n"
+    "first start makes an admin token named \"admin\" and prints it once on standard error;\n"
+    "or it takes the token from the environment variable TANDEM_ADMIN_TOKEN (32 to 256\n"
+    "printable characters, no blanks), for automation. Make more with tandem token create.\n";
 
 typedef struct serve_args {
     const char *db;
@@ -152,6 +157,45 @@ out:
     return rc;
 }
 
+/*
+ * On a database without any token in force: makes the admin token, from TANDEM_ADMIN_TOKEN
+ * or made up and printed once. Nothing is ever printed of a token chosen by the caller.
+ */
+static int first_admin(tdm_engine *e)
+{
+    int64_t n = 0;
+    tdm_error err = {0};
+    if (tdm_engine_token_count(e, &n, &err) != 0) {
+        cli_error("%s", err.message[0] ? err.message : tdm_strerror(err.code));
+        return -1;
+    }
+    if (n > 0)
+        return 0;
+    const char *given = getenv("TANDEM_ADMIN_TOKEN");
+    if (given != NULL && given[0] == '\0')
+        given = NULL;
+    char *json = NULL;
+    if (tdm_engine_token_create(e, "admin", TDM_ROLE_ADMIN, NULL, 0, given, "tandem serve", &json,
+                                &err) != 0) {
+        cli_error("%s%s", given != NULL ? "TANDEM_ADMIN_TOKEN: " : "",
+                  err.message[0] ? err.message : tdm_strerror(err.code));
+        return -1;
+    }
+    if (given != NULL) {
+        fprintf(stderr, "tandem: the admin token is the one in TANDEM_ADMIN_TOKEN\n");
+    } else {
+        json_t *o = json_loads(json, 0, NULL);
+        const char *token = json_string_value(json_object_get(o, "token"));
+        fprintf(stderr,
+                "tandem: first start: the admin token, shown this once (keep it safe; tandem\n"
+                "        stores only its hash):\n\n    %s\n\n",
+                token != NULL ? token : "(missing)");
+        json_decref(o);
+    }
+    tdm_free(json);
+    return 0;
+}
+
 /* The host part of the listen address, for the URL printed. */
 static void listen_host(const char *listen, char *host, size_t cap)
 {
@@ -197,6 +241,8 @@ int cli_serve(int argc, char **argv)
     for (size_t i = 0; i < a.n_process; i++)
         if (apply_process(e, a.process[i]) != 0)
             goto out;
+    if (first_admin(e) != 0)
+        goto out;
     if (tdm_server_start(e, &a.opts, &s, &err) != 0) {
         cli_error("%s", err.message[0] ? err.message : tdm_strerror(err.code));
         goto out;

@@ -142,8 +142,8 @@ int tdm_engine_complete_task(tdm_engine *e, const char *task_id, const char *act
  * ..., "comment": ...}. The step's model learns from it at once. Answers {"feedback_id",
  * "decision_id", "model_version"}.
  */
-int tdm_engine_feedback(tdm_engine *e, const char *decision_id, const char *actor,
-                        const char *body, size_t len, char **json, tdm_error *err);
+int tdm_engine_feedback(tdm_engine *e, const char *decision_id, const char *actor, const char *body,
+                        size_t len, char **json, tdm_error *err);
 
 /* ---- audit trail -------------------------------------------------------------------------- */
 
@@ -177,6 +177,89 @@ int tdm_engine_export_decisions(tdm_engine *e, const char *process, tdm_export_f
 /* {"status": "ok", "version", "items", "open_tasks", "audit_entries", "paused_steps"}:
  * paused_steps counts steps whose automation was pulled back (audited error over budget). */
 int tdm_engine_health(tdm_engine *e, char **json, tdm_error *err);
+
+/* ---- tokens and principals ---------------------------------------------------------------- */
+
+/*
+ * Who may do what. A token carries one role and, for some roles, a scope: owner and
+ * service tokens name processes, reviewer tokens name queues ("*" in a scope means all).
+ * admin may do everything; viewer may read everything but tokens; service may submit items
+ * to the processes in its scope (all when its scope is empty) and read their results.
+ */
+typedef enum tdm_role {
+    TDM_ROLE_ADMIN = 1,
+    TDM_ROLE_OWNER = 2,
+    TDM_ROLE_REVIEWER = 4,
+    TDM_ROLE_VIEWER = 8,
+    TDM_ROLE_SERVICE = 16,
+} tdm_role;
+
+#define TDM_SCOPE_MAX      32  /* names in a token's scope */
+#define TDM_SCOPE_NAME_MAX 200 /* bytes in one of them */
+#define TDM_TOKEN_NAME_MAX 128
+
+/* The holder of a valid token, as tdm_engine_authenticate() found it. */
+typedef struct tdm_principal {
+    char id[32];                       /* "tok_..." */
+    char name[TDM_TOKEN_NAME_MAX + 1]; /* the actor on the audit trail */
+    tdm_role role;
+    size_t n_scope;
+    char scope[TDM_SCOPE_MAX][TDM_SCOPE_NAME_MAX + 1];
+} tdm_principal;
+
+/* "admin", "owner", "reviewer", "viewer", "service"; NULL for anything else. */
+const char *tdm_role_name(tdm_role role);
+/* Parses a role name. Returns 0, or TDM_EINVAL for an unknown name. */
+int tdm_role_parse(const char *name, tdm_role *out);
+/* 1 when `name` is in the principal's scope (or the scope holds "*"), else 0. */
+int tdm_principal_in_scope(const tdm_principal *p, const char *name);
+
+/*
+ * Creates a token and answers {"id", "token", "name", "role", "scope": [...],
+ * "created_at"}: the token itself (at least 256 bits of randomness, "tdm_" then 43
+ * base64url characters) is in this answer only; tandem keeps a hash of it. `secret` is NULL
+ * to make one up, or a token chosen by the caller (32 to 256 printable ASCII characters, no
+ * blanks), as TANDEM_ADMIN_TOKEN gives. Names are 1 to 128 characters of [A-Za-z0-9._@-]
+ * and unique among the tokens not revoked (TDM_ECONFLICT). Owner and reviewer tokens need
+ * a scope; admin and viewer tokens take none. Audited as token.created by `actor`.
+ */
+int tdm_engine_token_create(tdm_engine *e, const char *name, tdm_role role,
+                            const char *const *scope, size_t n_scope, const char *secret,
+                            const char *actor, char **json, tdm_error *err);
+
+/* {"tokens": [{"id", "name", "role", "scope", "created_at", "created_by", "revoked_at"}]},
+ * oldest first; revoked_at is null for tokens in force. Never the tokens themselves. */
+int tdm_engine_token_list(tdm_engine *e, char **json, tdm_error *err);
+
+/* Revokes a token (TDM_ENOTFOUND for an unknown id, TDM_ECONFLICT when already revoked) and
+ * answers it as the list does. It stops working on the next request. Audited. */
+int tdm_engine_token_revoke(tdm_engine *e, const char *id, const char *actor, char **json,
+                            tdm_error *err);
+
+/* The number of tokens in force. */
+int tdm_engine_token_count(tdm_engine *e, int64_t *count, tdm_error *err);
+
+/*
+ * Finds the principal behind a token: 0, or TDM_EAUTH when the token is unknown, revoked or
+ * malformed. The stored hash is compared in constant time. Reads the database on every
+ * call, so a revocation made anywhere counts at once.
+ */
+int tdm_engine_authenticate(tdm_engine *e, const char *token, tdm_principal *out, tdm_error *err);
+
+typedef enum tdm_resource {
+    TDM_RESOURCE_ITEM = 1,
+    TDM_RESOURCE_TASK = 2,
+    TDM_RESOURCE_DECISION = 3,
+} tdm_resource;
+
+/*
+ * Where a thing belongs, for access checks: its process, and its queue (a task's queue; a
+ * decision's step's queue in the process as it is now; "" for an item). TDM_ENOTFOUND for
+ * an unknown id.
+ */
+int tdm_engine_resource_scope(tdm_engine *e, tdm_resource kind, const char *id,
+                              char process[TDM_SCOPE_NAME_MAX + 1],
+                              char queue[TDM_SCOPE_NAME_MAX + 1], tdm_error *err);
 
 #ifdef __cplusplus
 }

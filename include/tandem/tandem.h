@@ -30,17 +30,19 @@ extern "C" {
 /* Error codes. Every failing function returns one of these (all negative). */
 enum tdm_errcode {
     TDM_OK = 0,
-    TDM_ENOMEM = -1,    /* out of memory */
-    TDM_EINVAL = -2,    /* invalid argument or option */
-    TDM_EIO = -3,       /* reading or writing a file failed */
-    TDM_EPARSE = -4,    /* malformed input (CSV, JSON, ...) */
-    TDM_ECORRUPT = -5,  /* a file is corrupt, truncated or not a tandem file */
-    TDM_EVERSION = -6,  /* a file has a format version this build cannot read */
-    TDM_ENOTFOUND = -7, /* a named thing (column, label, ...) does not exist */
-    TDM_ETOOBIG = -8,   /* input exceeds a configured limit */
-    TDM_ENODATA = -9,   /* not enough data to do what was asked */
-    TDM_ECONFLICT = -10, /* the thing changed or was taken meanwhile (HTTP 409) */
-    TDM_EBUSY = -11,     /* the store is busy or shutting down; try again */
+    TDM_ENOMEM = -1,      /* out of memory */
+    TDM_EINVAL = -2,      /* invalid argument or option */
+    TDM_EIO = -3,         /* reading or writing a file failed */
+    TDM_EPARSE = -4,      /* malformed input (CSV, JSON, ...) */
+    TDM_ECORRUPT = -5,    /* a file is corrupt, truncated or not a tandem file */
+    TDM_EVERSION = -6,    /* a file has a format version this build cannot read */
+    TDM_ENOTFOUND = -7,   /* a named thing (column, label, ...) does not exist */
+    TDM_ETOOBIG = -8,     /* input exceeds a configured limit */
+    TDM_ENODATA = -9,     /* not enough data to do what was asked */
+    TDM_ECONFLICT = -10,  /* the thing changed or was taken meanwhile (HTTP 409) */
+    TDM_EBUSY = -11,      /* the store is busy or shutting down; try again */
+    TDM_EAUTH = -12,      /* no valid credentials: unknown or revoked token (HTTP 401) */
+    TDM_EFORBIDDEN = -13, /* valid credentials, but not allowed to do this (HTTP 403) */
 };
 
 /* Returns a static, human-readable name for an error code ("out of memory"). Never NULL. */

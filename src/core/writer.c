@@ -57,7 +57,8 @@ struct tdm__writer {
     pthread_t ckpt_thread;
     pthread_cond_t ckpt_wake;
     int ckpt_due, ckpt_started;
-    int ckpt_tail; /* the checkpointer copied the bulk; the writer copies the rest */
+    int ckpt_tail;        /* the checkpointer copied the bulk; the writer copies the rest */
+    int64_t data_version; /* PRAGMA data_version at the last round; 0 before the first */
     tdm__stmt_cache stmts;
     tdm__audit_tail tail;
     unsigned window_us;
@@ -127,17 +128,39 @@ static int control(tdm__writer *w, const char *sql)
     return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : -1;
 }
 
+/*
+ * Inside the round's transaction: when another process wrote to the database since the
+ * last round (tandem token revoke --db while a server runs, say), reloads the audit tail,
+ * so that the next entry follows the last one stored, not the last one this writer made.
+ * PRAGMA data_version changes only with other connections' commits.
+ */
+static int follow_others(tdm__writer *w, tdm_error *err)
+{
+    sqlite3_stmt *st = tdm__stmt(&w->stmts, "PRAGMA data_version", err);
+    if (st == NULL)
+        return err->code;
+    int64_t v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+    sqlite3_reset(st);
+    if (v == w->data_version)
+        return 0;
+    int first = w->data_version == 0;
+    w->data_version = v;
+    return first ? 0 : tdm__audit_load_tail(w->db, &w->tail, err);
+}
+
 /* Runs one round: every job in `jobs`, one transaction, one commit. */
 static void run_round(tdm__writer *w, tdm__job *jobs)
 {
     tdm__tx tx = {w->e, w->db, &w->stmts, &w->tail, tdm__now_ms(), NULL};
-    tdm__audit_tail start = w->tail;
     tdm_error err = {0};
     int begin_rc = 0;
     /* A lone job needs no savepoint: if it fails, the whole transaction is its own. */
     int single = jobs != NULL && jobs->next == NULL;
     if (control(w, "BEGIN IMMEDIATE") != 0)
         begin_rc = tdm__db_error(w->db, sqlite3_errcode(w->db), &err, "starting a transaction");
+    else if ((begin_rc = follow_others(w, &err)) != 0)
+        control(w, "ROLLBACK");
+    tdm__audit_tail start = w->tail;
     for (tdm__job *j = jobs; j != NULL; j = j->next) {
         j->effects = NULL;
         if (begin_rc != 0) {

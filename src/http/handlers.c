@@ -120,6 +120,12 @@ void tdm__http_engine_error(tdm__http_response *res, int rc, const tdm_error *er
     case TDM_EBUSY:
         status = 503, code = "busy";
         break;
+    case TDM_EAUTH:
+        status = 401, code = "unauthorized";
+        break;
+    case TDM_EFORBIDDEN:
+        status = 403, code = "forbidden";
+        break;
     default:
         status = 500, code = "internal";
         break;
@@ -481,4 +487,104 @@ void tdm__http_h_export(tdm__http_request *req, tdm__http_response *res)
     res->body = body;
     res->len = len;
     res->free_body = free;
+}
+
+/* ---- tokens ------------------------------------------------------------------------------ */
+
+void tdm__http_h_list_tokens(tdm__http_request *req, tdm__http_response *res)
+{
+    char *json = NULL;
+    tdm_error err = {0};
+    int rc = tdm_engine_token_list(req->engine, &json, &err);
+    engine_answer(res, rc, json, &err);
+}
+
+/* Reads {"name": ..., "role": ..., "scope": [...]} and creates the token: 201 with it. */
+void tdm__http_h_create_token(tdm__http_request *req, tdm__http_response *res)
+{
+    static const char example[] =
+        "{\"name\": \"alice\", \"role\": \"reviewer\", \"scope\": [\"support\"]}";
+    json_error_t jerr;
+    json_t *o = json_loadb(req->body.data ? req->body.data : "", req->body.len,
+                           JSON_REJECT_DUPLICATES, &jerr);
+    if (o == NULL) {
+        tdm__http_error(res, 400, "bad_request", "",
+                        "request body: line %d, column %d: %s (send a JSON object such as %s)",
+                        jerr.line, jerr.column, jerr.text, example);
+        return;
+    }
+    const char *name = NULL, *role_name = NULL, *scope[TDM_SCOPE_MAX];
+    size_t n_scope = 0;
+    tdm_role role = 0;
+    const char *key;
+    json_t *v;
+    if (!json_is_object(o)) {
+        tdm__http_error(res, 400, "bad_request", "",
+                        "request body: expected a JSON object such as %s", example);
+        goto done;
+    }
+    json_object_foreach(o, key, v)
+    {
+        if (strcmp(key, "name") == 0 && json_is_string(v)) {
+            name = json_string_value(v);
+        } else if (strcmp(key, "role") == 0 && json_is_string(v)) {
+            role_name = json_string_value(v);
+        } else if (strcmp(key, "scope") == 0 && json_is_array(v)) {
+            size_t i;
+            json_t *x;
+            if (json_array_size(v) > TDM_SCOPE_MAX) {
+                tdm__http_error(res, 422, "invalid", "scope", "scope: at most %d names",
+                                TDM_SCOPE_MAX);
+                goto done;
+            }
+            json_array_foreach(v, i, x)
+            {
+                if (!json_is_string(x)) {
+                    tdm__http_error(res, 422, "invalid", "scope",
+                                    "scope[%zu]: expected a process or queue name (a string)", i);
+                    goto done;
+                }
+                scope[n_scope++] = json_string_value(x);
+            }
+        } else if (strcmp(key, "name") == 0 || strcmp(key, "role") == 0 ||
+                   strcmp(key, "scope") == 0) {
+            tdm__http_error(res, 422, "invalid", key, "%s: expected %s", key,
+                            strcmp(key, "scope") == 0 ? "an array of names" : "a string");
+            goto done;
+        } else {
+            tdm__http_error(res, 422, "invalid", key,
+                            "request body: unknown key \"%.64s\" (expected name, role, scope)",
+                            key);
+            goto done;
+        }
+    }
+    if (name == NULL || role_name == NULL) {
+        tdm__http_error(res, 422, "invalid", name == NULL ? "name" : "role",
+                        "request body: %s is missing (send %s)", name == NULL ? "name" : "role",
+                        example);
+        goto done;
+    }
+    if (tdm_role_parse(role_name, &role) != 0) {
+        tdm__http_error(res, 422, "invalid", "role",
+                        "role: expected admin, owner, reviewer, viewer or service, got \"%.64s\"",
+                        role_name);
+        goto done;
+    }
+    char *json = NULL;
+    tdm_error err = {0};
+    int rc = tdm_engine_token_create(req->engine, name, role, scope, n_scope, NULL, req->actor,
+                                     &json, &err);
+    engine_answer(res, rc, json, &err);
+    if (rc == 0)
+        res->status = 201;
+done:
+    json_decref(o);
+}
+
+void tdm__http_h_revoke_token(tdm__http_request *req, tdm__http_response *res)
+{
+    char *json = NULL;
+    tdm_error err = {0};
+    int rc = tdm_engine_token_revoke(req->engine, req->params[0], req->actor, &json, &err);
+    engine_answer(res, rc, json, &err);
 }

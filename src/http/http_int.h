@@ -70,7 +70,8 @@ enum tdm__http_method {
     TDM__HTTP_GET = 1,
     TDM__HTTP_PUT = 2,
     TDM__HTTP_POST = 4,
-    TDM__HTTP_OTHER = 8,
+    TDM__HTTP_DELETE = 8,
+    TDM__HTTP_OTHER = 16,
 };
 
 /* What a route accepts as its body; decides the media types and the cap. */
@@ -110,10 +111,11 @@ struct tdm__http_request {
     struct MHD_Connection *conn;
     tdm__arena arena;
     tdm__http_match route;
-    const char *params[2];   /* decoded path parameters, in pattern order */
-    const char *actor;       /* the trimmed X-Tandem-Actor header, or NULL */
-    int jsonl;               /* ITEMS: the body is JSON Lines */
-    tdm_table_format format; /* TABLE: CSV or JSON Lines */
+    const char *params[2];    /* decoded path parameters, in pattern order */
+    const char *actor;        /* who acts: the token's name, or NULL (a public route) */
+    tdm_principal *principal; /* the token's holder (in the arena), or NULL */
+    int jsonl;                /* ITEMS: the body is JSON Lines */
+    tdm_table_format format;  /* TABLE: CSV or JSON Lines */
     int has_content_type;
     tdm__buf body;
     tdm_submission *pending; /* an intake waiting for its commit (connection suspended) */
@@ -121,7 +123,8 @@ struct tdm__http_request {
 
 /*
  * An answer. `body` is `len` bytes freed with `free_body` (NULL: static, not freed); server.c
- * hands it to libmicrohttpd without copying. `allow` is set for 405 answers.
+ * hands it to libmicrohttpd without copying. `allow` is set for 405 answers, `challenge`
+ * for 401 answers (the WWW-Authenticate header).
  */
 struct tdm__http_response {
     unsigned status;
@@ -130,20 +133,21 @@ struct tdm__http_response {
     size_t len;
     void (*free_body)(void *);
     const char *allow;
+    const char *challenge;
 };
 
-#define TDM__HTTP_NAME_MAX  200 /* bytes in a decoded path parameter */
-#define TDM__HTTP_ACTOR_MAX 128 /* bytes in X-Tandem-Actor, after trimming */
+#define TDM__HTTP_NAME_MAX 200 /* bytes in a decoded path parameter */
 
 /* The largest export answer built in memory (GET /v1/decisions). */
 #define TDM__HTTP_EXPORT_MAX ((size_t)256 << 20)
 
 /*
  * Reads the request line and headers and decides whether the request can go on: finds the
- * route, checks the method, the path parameters, the actor header, the content type and
- * the declared length against the route's cap, and sizes req->body accordingly. Returns 0
- * to go on reading the body, or -1 with `res` filled with the answer to send at once (404,
- * 405, 400, 415, 413) — the body is then never read.
+ * route, checks the method, the path parameters, the bearer token and what its role and
+ * scope allow, the content type and the declared length against the route's cap, and sizes
+ * req->body accordingly. Returns 0 to go on reading the body, or -1 with `res` filled with
+ * the answer to send at once (404, 405, 400, 401, 403, 415, 413) — the body is then never
+ * read.
  */
 int tdm__http_begin(tdm__http_request *req, const tdm__http_limits *limits, const char *url,
                     const char *method, tdm__http_response *res);

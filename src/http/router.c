@@ -4,8 +4,9 @@
  *
  * Everything that can be decided before the body arrives is decided here, so a request for
  * an unknown path, with a wrong method, a wrong content type or a declared length over its
- * cap is answered at once and its body is never read. libmicrohttpd is told not to unescape
- * URLs (server.c), so each path segment is percent-decoded on its own: an escaped "/"
+ * cap is answered at once and its body is never read. So is a request without a valid token
+ * (401) or one its token's role or scope does not allow (403). libmicrohttpd is told not to
+ * unescape URLs (server.c), so each path segment is percent-decoded on its own: an escaped "/"
  * (%2F) stays inside its segment instead of splitting the path.
  */
 #define _GNU_SOURCE
@@ -22,10 +23,26 @@
 
 /* ---- the route table --------------------------------------------------------------------- */
 
+/*
+ * What a route's scope check looks at, beyond the role (docs/api.md, "Who may call what"):
+ * owner and service tokens are scoped to processes, reviewer tokens to queues.
+ */
+typedef enum route_access {
+    ACCESS_PUBLIC,  /* no token needed */
+    ACCESS_ROLE,    /* the role decides alone (reads, tokens) */
+    ACCESS_PROCESS, /* {name} is a process: owner and service need it in scope */
+    ACCESS_QUEUE,   /* {queue}: a reviewer needs it in scope */
+    ACCESS_ITEM,    /* {id} is an item: a service needs its process in scope */
+    ACCESS_TASK,    /* {id} is a task: owner its process, reviewer its queue */
+    ACCESS_DECISION /* {id} is a decision: owner its process, reviewer its step's queue */
+} route_access;
+
 typedef struct route_method {
     unsigned method;
     tdm__http_body body;
     tdm__http_handler handler;
+    unsigned roles; /* tdm_role bits that may call it */
+    route_access access;
 } route_method;
 
 #define MAX_SEGMENTS 5
@@ -41,57 +58,85 @@ typedef struct route {
     route_method methods[2];
 } route;
 
+enum {
+    R_ADMIN = TDM_ROLE_ADMIN,
+    R_OWNER = TDM_ROLE_OWNER,
+    R_REVIEWER = TDM_ROLE_REVIEWER,
+    R_VIEWER = TDM_ROLE_VIEWER,
+    R_SERVICE = TDM_ROLE_SERVICE,
+    R_READERS = R_ADMIN | R_OWNER | R_REVIEWER | R_VIEWER,
+};
+
 static const route routes[] = {
-    {"/healthz", {"healthz"}, "GET, HEAD", {{TDM__HTTP_GET, TDM__BODY_NONE, tdm__http_h_health}}},
+    {"/healthz",
+     {"healthz"},
+     "GET, HEAD",
+     {{TDM__HTTP_GET, TDM__BODY_NONE, tdm__http_h_health, 0, ACCESS_PUBLIC}}},
     {"/v1/processes",
      {"v1", "processes"},
      "GET, HEAD",
-     {{TDM__HTTP_GET, TDM__BODY_NONE, tdm__http_h_list_processes}}},
+     {{TDM__HTTP_GET, TDM__BODY_NONE, tdm__http_h_list_processes, R_READERS, ACCESS_ROLE}}},
     {"/v1/processes/{name}",
      {"v1", "processes", "{name}"},
      "GET, HEAD, PUT",
-     {{TDM__HTTP_GET, TDM__BODY_NONE, tdm__http_h_get_process},
-      {TDM__HTTP_PUT, TDM__BODY_YAML, tdm__http_h_put_process}}},
+     {{TDM__HTTP_GET, TDM__BODY_NONE, tdm__http_h_get_process, R_READERS, ACCESS_ROLE},
+      {TDM__HTTP_PUT, TDM__BODY_YAML, tdm__http_h_put_process, R_ADMIN | R_OWNER, ACCESS_PROCESS}}},
     {"/v1/processes/{name}/train",
      {"v1", "processes", "{name}", "train"},
      "POST",
-     {{TDM__HTTP_POST, TDM__BODY_TABLE, tdm__http_h_train}}},
+     {{TDM__HTTP_POST, TDM__BODY_TABLE, tdm__http_h_train, R_ADMIN | R_OWNER, ACCESS_PROCESS}}},
     {"/v1/processes/{name}/items",
      {"v1", "processes", "{name}", "items"},
      "POST",
-     {{TDM__HTTP_POST, TDM__BODY_ITEMS, tdm__http_h_submit}}},
+     {{TDM__HTTP_POST, TDM__BODY_ITEMS, tdm__http_h_submit, R_ADMIN | R_OWNER | R_SERVICE,
+       ACCESS_PROCESS}}},
     {"/v1/items/{id}",
      {"v1", "items", "{id}"},
      "GET, HEAD",
-     {{TDM__HTTP_GET, TDM__BODY_NONE, tdm__http_h_get_item}}},
+     {{TDM__HTTP_GET, TDM__BODY_NONE, tdm__http_h_get_item, R_READERS | R_SERVICE, ACCESS_ITEM}}},
     {"/v1/queues/{queue}/tasks",
      {"v1", "queues", "{queue}", "tasks"},
      "GET, HEAD",
-     {{TDM__HTTP_GET, TDM__BODY_NONE, tdm__http_h_list_tasks}}},
+     {{TDM__HTTP_GET, TDM__BODY_NONE, tdm__http_h_list_tasks, R_READERS, ACCESS_QUEUE}}},
     {"/v1/tasks/{id}/claim",
      {"v1", "tasks", "{id}", "claim"},
      "POST",
-     {{TDM__HTTP_POST, TDM__BODY_JSON_OPTIONAL, tdm__http_h_claim}}},
+     {{TDM__HTTP_POST, TDM__BODY_JSON_OPTIONAL, tdm__http_h_claim, R_ADMIN | R_OWNER | R_REVIEWER,
+       ACCESS_TASK}}},
     {"/v1/tasks/{id}/complete",
      {"v1", "tasks", "{id}", "complete"},
      "POST",
-     {{TDM__HTTP_POST, TDM__BODY_JSON, tdm__http_h_complete}}},
+     {{TDM__HTTP_POST, TDM__BODY_JSON, tdm__http_h_complete, R_ADMIN | R_OWNER | R_REVIEWER,
+       ACCESS_TASK}}},
     {"/v1/decisions",
      {"v1", "decisions"},
      "GET, HEAD",
-     {{TDM__HTTP_GET, TDM__BODY_NONE, tdm__http_h_export}}},
+     {{TDM__HTTP_GET, TDM__BODY_NONE, tdm__http_h_export, R_ADMIN | R_OWNER | R_VIEWER,
+       ACCESS_ROLE}}},
     {"/v1/decisions/{id}/feedback",
      {"v1", "decisions", "{id}", "feedback"},
      "POST",
-     {{TDM__HTTP_POST, TDM__BODY_JSON, tdm__http_h_feedback}}},
+     {{TDM__HTTP_POST, TDM__BODY_JSON, tdm__http_h_feedback, R_ADMIN | R_OWNER | R_REVIEWER,
+       ACCESS_DECISION}}},
     {"/v1/audit",
      {"v1", "audit"},
      "GET, HEAD",
-     {{TDM__HTTP_GET, TDM__BODY_NONE, tdm__http_h_audit}}},
+     {{TDM__HTTP_GET, TDM__BODY_NONE, tdm__http_h_audit, R_ADMIN | R_OWNER | R_VIEWER,
+       ACCESS_ROLE}}},
     {"/v1/audit/verify",
      {"v1", "audit", "verify"},
      "GET, HEAD",
-     {{TDM__HTTP_GET, TDM__BODY_NONE, tdm__http_h_audit_verify}}},
+     {{TDM__HTTP_GET, TDM__BODY_NONE, tdm__http_h_audit_verify, R_ADMIN | R_OWNER | R_VIEWER,
+       ACCESS_ROLE}}},
+    {"/v1/tokens",
+     {"v1", "tokens"},
+     "GET, HEAD, POST",
+     {{TDM__HTTP_GET, TDM__BODY_NONE, tdm__http_h_list_tokens, R_ADMIN, ACCESS_ROLE},
+      {TDM__HTTP_POST, TDM__BODY_JSON, tdm__http_h_create_token, R_ADMIN, ACCESS_ROLE}}},
+    {"/v1/tokens/{id}",
+     {"v1", "tokens", "{id}"},
+     "DELETE",
+     {{TDM__HTTP_DELETE, TDM__BODY_NONE, tdm__http_h_revoke_token, R_ADMIN, ACCESS_ROLE}}},
 };
 
 /* ---- media types ------------------------------------------------------------------------- */
@@ -176,6 +221,8 @@ static unsigned method_bit(const char *method)
         return TDM__HTTP_PUT;
     if (strcmp(method, "POST") == 0)
         return TDM__HTTP_POST;
+    if (strcmp(method, "DELETE") == 0)
+        return TDM__HTTP_DELETE;
     return TDM__HTTP_OTHER;
 }
 
@@ -247,44 +294,141 @@ static const route *find_route(tdm__http_request *req, const char **seg, int n,
     return NULL;
 }
 
-/* Checks the actor header: trimmed, 1..128 printable ASCII bytes. */
-static int read_actor(tdm__http_request *req, tdm__http_response *res)
+/* The token of an "Authorization: Bearer TOKEN" header, or NULL. */
+static const char *bearer(tdm__http_request *req)
 {
-    const char *v = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "X-Tandem-Actor");
-    req->actor = NULL;
+    const char *v =
+        MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
     if (v == NULL)
-        return 0;
+        return NULL;
     while (*v == ' ' || *v == '\t')
         v++;
-    size_t n = strlen(v);
-    while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
-        n--;
-    if (n == 0) {
-        tdm__http_error(res, 400, "bad_request", "X-Tandem-Actor",
-                        "X-Tandem-Actor is empty (name who acts, or leave the header out)");
+    if (strncasecmp(v, "Bearer ", 7) != 0)
+        return NULL;
+    v += 7;
+    while (*v == ' ' || *v == '\t')
+        v++;
+    return *v != '\0' ? v : NULL;
+}
+
+static void unauthorized(tdm__http_response *res, const char *fmt, const char *pattern)
+{
+    tdm__http_error(res, 401, "unauthorized", "Authorization", fmt, pattern);
+    res->challenge = "Bearer realm=\"tandem\"";
+}
+
+static void forbidden_scope(tdm__http_request *req, tdm__http_response *res, const char *what,
+                            const char *name)
+{
+    tdm__http_error(res, 403, "forbidden", "",
+                    "token \"%s\" (%s) may not act on %s \"%.200s\": it is outside the "
+                    "token's scope",
+                    req->principal->name, tdm_role_name(req->principal->role), what, name);
+}
+
+/*
+ * Checks the scope of an owner, reviewer or service token against the thing the request is
+ * about (see `access`). Returns 0, or -1 with `res` filled (403, or 404 for an unknown task,
+ * decision or item).
+ */
+static int check_scope(tdm__http_request *req, route_access acc, tdm__http_response *res)
+{
+    const tdm_principal *p = req->principal;
+    tdm_role role = p->role;
+    if (role == TDM_ROLE_ADMIN || role == TDM_ROLE_VIEWER)
+        return 0;
+    const char *id = req->params[0];
+    char process[TDM_SCOPE_NAME_MAX + 1] = "", queue[TDM_SCOPE_NAME_MAX + 1] = "";
+    tdm_resource kind = 0;
+    switch (acc) {
+    case ACCESS_PUBLIC:
+    case ACCESS_ROLE:
+        return 0;
+    case ACCESS_PROCESS:
+        if (role == TDM_ROLE_REVIEWER || (role == TDM_ROLE_SERVICE && p->n_scope == 0) ||
+            tdm_principal_in_scope(p, id))
+            return 0;
+        forbidden_scope(req, res, "process", id);
+        return -1;
+    case ACCESS_QUEUE:
+        if (role != TDM_ROLE_REVIEWER || tdm_principal_in_scope(p, id))
+            return 0;
+        forbidden_scope(req, res, "queue", id);
+        return -1;
+    case ACCESS_ITEM:
+        if (role != TDM_ROLE_SERVICE || p->n_scope == 0)
+            return 0;
+        kind = TDM_RESOURCE_ITEM;
+        break;
+    case ACCESS_TASK:
+        kind = TDM_RESOURCE_TASK;
+        break;
+    case ACCESS_DECISION:
+        kind = TDM_RESOURCE_DECISION;
+        break;
+    }
+    tdm_error err = {0};
+    int rc = tdm_engine_resource_scope(req->engine, kind, id, process, queue, &err);
+    if (rc != 0) {
+        tdm__http_engine_error(res, rc, &err);
         return -1;
     }
-    if (n > TDM__HTTP_ACTOR_MAX) {
-        tdm__http_error(res, 400, "bad_request", "X-Tandem-Actor",
-                        "X-Tandem-Actor is %zu bytes long (at most %d)", n, TDM__HTTP_ACTOR_MAX);
+    if (role == TDM_ROLE_REVIEWER) {
+        if (queue[0] != '\0' && tdm_principal_in_scope(p, queue))
+            return 0;
+        forbidden_scope(req, res, "queue", queue[0] != '\0' ? queue : "(none)");
         return -1;
     }
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)v[i];
-        if (c < 0x20 || c > 0x7e) {
-            tdm__http_error(res, 400, "bad_request", "X-Tandem-Actor",
-                            "X-Tandem-Actor has a byte 0x%02x at offset %zu (printable ASCII "
-                            "only)",
-                            c, i);
-            return -1;
-        }
+    if (tdm_principal_in_scope(p, process))
+        return 0;
+    forbidden_scope(req, res, "process", process);
+    return -1;
+}
+
+/*
+ * Who is calling, and may they: 401 without a valid bearer token (except on public routes),
+ * 403 when the token's role may not call the route or the thing is outside its scope.
+ */
+static int check_access(tdm__http_request *req, const route_method *m, const char *method,
+                        tdm__http_response *res)
+{
+    req->principal = NULL;
+    req->actor = NULL;
+    if (m->access == ACCESS_PUBLIC)
+        return 0;
+    const char *token = bearer(req);
+    if (token == NULL) {
+        unauthorized(res,
+                     "%s needs a token: send \"Authorization: Bearer TOKEN\" (see "
+                     "docs/security.md)",
+                     req->route.pattern);
+        return -1;
     }
-    req->actor = tdm__arena_strndup(&req->arena, v, n);
-    if (req->actor == NULL) {
+    tdm_principal *p = tdm__arena_alloc(&req->arena, sizeof *p);
+    if (p == NULL) {
         out_of_memory(res);
         return -1;
     }
-    return 0;
+    tdm_error err = {0};
+    int rc = tdm_engine_authenticate(req->engine, token, p, &err);
+    if (rc == TDM_EAUTH) {
+        unauthorized(res, "the token is unknown or revoked (%s)", req->route.pattern);
+        return -1;
+    }
+    if (rc != 0) {
+        tdm__http_engine_error(res, rc, &err);
+        return -1;
+    }
+    req->principal = p;
+    req->actor = p->name;
+    if ((m->roles & (unsigned)p->role) == 0) {
+        tdm__http_error(res, 403, "forbidden", "",
+                        "token \"%s\" is a %s token, and %s %s is not for its role (see "
+                        "docs/api.md, \"Who may call what\")",
+                        p->name, tdm_role_name(p->role), method, req->route.pattern);
+        return -1;
+    }
+    return check_scope(req, m->access, res);
 }
 
 static void unsupported(tdm__http_response *res, const char *method, const char *pattern,
@@ -403,7 +547,7 @@ int tdm__http_begin(tdm__http_request *req, const tdm__http_limits *limits, cons
         }
     }
 
-    if (read_actor(req, res) != 0)
+    if (check_access(req, m, method, res) != 0)
         return -1;
 
     size_t cap = check_media(req, limits, method, res);

@@ -32,5 +32,8 @@ void tdm__http_h_feedback(tdm__http_request *req, tdm__http_response *res);
 void tdm__http_h_audit(tdm__http_request *req, tdm__http_response *res);
 void tdm__http_h_audit_verify(tdm__http_request *req, tdm__http_response *res);
 void tdm__http_h_export(tdm__http_request *req, tdm__http_response *res);
+void tdm__http_h_list_tokens(tdm__http_request *req, tdm__http_response *res);
+void tdm__http_h_create_token(tdm__http_request *req, tdm__http_response *res);
+void tdm__http_h_revoke_token(tdm__http_request *req, tdm__http_response *res);
 
 #endif /* TDM_HTTP_ROUTES_H */

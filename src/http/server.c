@@ -17,10 +17,10 @@
  *
  *   1. First call, headers only (*con_cls == NULL). A connection context is made: the
  *      request's arena, its body buffer, its start time. router.c decides everything the
- *      headers allow: route (404), method (405 with Allow), path parameters and actor
- *      (400), content type (415) and declared Content-Length against the route's cap
- *      (413). If any fails the answer is queued at once, before "100 Continue", and the
- *      body is never read; libmicrohttpd closes the connection after the answer.
+ *      headers allow: route (404), method (405 with Allow), path parameters (400), the
+ *      token and what it may do (401, 403), content type (415) and declared Content-Length
+ *      against the route's cap (413). If any fails the answer is queued at once, before "100
+ * Continue", and the body is never read; libmicrohttpd closes the connection after the answer.
  *   2. Body calls (*upload_data_size > 0). The bytes are appended to the capped buffer. A
  *      body without Content-Length (chunked) that passes the cap cannot be answered in
  *      libmicrohttpd 0.9.75, which refuses a response in the middle of an upload; the
@@ -194,7 +194,9 @@ static enum MHD_Result answer(conn_ctx *c, struct MHD_Connection *conn, tdm__htt
         MHD_add_response_header(r, "X-Content-Type-Options", "nosniff") != MHD_YES ||
         MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store") != MHD_YES ||
         (res->allow != NULL &&
-         MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, res->allow) != MHD_YES)) {
+         MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, res->allow) != MHD_YES) ||
+        (res->challenge != NULL &&
+         MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, res->challenge) != MHD_YES)) {
         MHD_destroy_response(r);
         return MHD_NO;
     }

@@ -83,9 +83,19 @@ static const char *const migrations[] = {
     "  seq INTEGER PRIMARY KEY, at INTEGER NOT NULL, actor TEXT NOT NULL,"
     "  event TEXT NOT NULL, subject TEXT NOT NULL, data TEXT NOT NULL,"
     "  prev_hash TEXT NOT NULL, hash TEXT NOT NULL);",
+    /* 1 -> 2: API tokens. Only a hash of each token is kept (src/core/tokens.c); a name
+     * is unique among the tokens in force, so a revoked token's name can be given again. */
+    "CREATE TABLE tokens ("
+    "  id TEXT PRIMARY KEY, name TEXT NOT NULL, role TEXT NOT NULL,"
+    "  scope TEXT NOT NULL, hash BLOB NOT NULL UNIQUE, created_at INTEGER NOT NULL,"
+    "  created_by TEXT NOT NULL, revoked_at INTEGER, revoked_by TEXT);"
+    "CREATE UNIQUE INDEX tokens_name ON tokens (name) WHERE revoked_at IS NULL;",
 };
 
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])
+
+_Static_assert(N_MIGRATIONS == TDM__SCHEMA_VERSION,
+               "every schema version needs its migration (and TDM__SCHEMA_VERSION its bump)");
 
 int tdm__db_error(sqlite3 *db, int rc, tdm_error *err, const char *doing)
 {
@@ -212,6 +222,23 @@ void tdm__db_close(sqlite3 *db)
     while ((st = sqlite3_next_stmt(db, NULL)) != NULL)
         sqlite3_finalize(st);
     sqlite3_close(db);
+}
+
+int tdm__db_kept(sqlite3 *db, const char *sql, sqlite3_stmt **out, tdm_error *err)
+{
+    for (sqlite3_stmt *st = sqlite3_next_stmt(db, NULL); st != NULL;
+         st = sqlite3_next_stmt(db, st)) {
+        if (!sqlite3_stmt_busy(st) && strcmp(sqlite3_sql(st), sql) == 0) {
+            *out = st;
+            return 0;
+        }
+    }
+    int rc = sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, out, NULL);
+    if (rc != SQLITE_OK) {
+        *out = NULL;
+        return tdm__db_error(db, rc, err, "preparing a statement");
+    }
+    return 0;
 }
 
 sqlite3_stmt *tdm__stmt(tdm__stmt_cache *c, const char *sql, tdm_error *err)

@@ -22,7 +22,7 @@
 #include "tandem/tandem.h"
 
 /* The schema version this build writes; older databases are migrated on open. */
-#define TDM__SCHEMA_VERSION 1
+#define TDM__SCHEMA_VERSION 2
 
 /*
  * Opens (creating if asked) the database at `path`, applies the connection settings (WAL,
@@ -40,6 +40,12 @@ int tdm__db_exec(sqlite3 *db, const char *sql, tdm_error *err);
 
 /* Prepares a statement; on failure fills err and returns TDM_EIO. */
 int tdm__db_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **out, tdm_error *err);
+/*
+ * Like tdm__db_prepare, but the statement stays with the connection (a pooled reader) for
+ * the next call with the same SQL: reset it and clear its bindings when done, never
+ * finalize it (tdm__db_close does). For the statements every request runs.
+ */
+int tdm__db_kept(sqlite3 *db, const char *sql, sqlite3_stmt **out, tdm_error *err);
 
 /* Maps a SQLite result code to a TDM_E* code and records the message. */
 int tdm__db_error(sqlite3 *db, int rc, tdm_error *err, const char *doing);

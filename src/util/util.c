@@ -37,6 +37,10 @@ const char *tdm_strerror(int code)
         return "conflict";
     case TDM_EBUSY:
         return "busy";
+    case TDM_EAUTH:
+        return "not authenticated";
+    case TDM_EFORBIDDEN:
+        return "forbidden";
     default:
         return "unknown error";
     }

@@ -35,11 +35,11 @@ client() {
         if [ $((i % 3)) -eq 0 ]; then
             body=$(printf '{"id": "c%d-%d-a", "text": "batch"}\n{"id": "c%d-%d-b", "text": "batch"}\n{"id": "c%d-%d-c", "text": "batch"}\n' \
                 "$n" "$i" "$n" "$i" "$n" "$i")
-            code=$(curl -s -m 5 -o /dev/null -w '%{http_code}' -H 'Content-Type: application/x-ndjson' \
+            code=$(curl -s -m 5 -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $ADMIN_TOKEN" -H 'Content-Type: application/x-ndjson' \
                 --data-binary "$body" "$BASE/v1/processes/intake/items" || true)
             [ "$code" = 200 ] && printf 'c%d-%d-a\nc%d-%d-b\nc%d-%d-c\n' "$n" "$i" "$n" "$i" "$n" "$i" >>"$WORK/acked.$n"
         else
-            code=$(curl -s -m 5 -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' \
+            code=$(curl -s -m 5 -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $ADMIN_TOKEN" -H 'Content-Type: application/json' \
                 -d "{\"id\": \"c$n-$i\", \"text\": \"single $i\"}" "$BASE/v1/processes/intake/items" || true)
             [ "$code" = 200 ] && echo "c$n-$i" >>"$WORK/acked.$n"
         fi

@@ -10,6 +10,8 @@ EX=$SRC/examples/support-triage
 DB=$WORK/tandem.db
 
 start_server "$DB" --threads 4
+ANA=$(make_token ana reviewer support)
+BEN=$(make_token ben reviewer support)
 
 # The process owner declares the process.
 expect_http 200 PUT /v1/processes/support-triage -H 'Content-Type: application/yaml' \
@@ -56,30 +58,30 @@ accepted=0 corrected=0
 while read -r task item proposal; do
     truth=$(awk -v id="$item" '$1 == id { print $2 }' "$WORK/truth.txt")
     [ -n "$truth" ] || fail "no truth for $item"
-    expect_http 200 POST "/v1/tasks/$task/claim" -H 'Content-Type: application/json' \
-        -H 'X-Tandem-Actor: ana' -d '{"lease_seconds": 120}'
+    AS=$ANA expect_http 200 POST "/v1/tasks/$task/claim" -H 'Content-Type: application/json' \
+        -d '{"lease_seconds": 120}'
     [ "$(jqb .claimed_by)" = ana ] || fail "claim: $(cat "$WORK/body")"
     if [ "$task" = "$first_task" ]; then
-        expect_http 409 POST "/v1/tasks/$task/claim" -H 'Content-Type: application/json' \
-            -H 'X-Tandem-Actor: ben' -d '{}'
+        AS=$BEN expect_http 409 POST "/v1/tasks/$task/claim" -H 'Content-Type: application/json' \
+            -d '{}'
         [ "$(jqb .error.code)" = conflict ] || fail "second claim: $(cat "$WORK/body")"
         echo "ok: a task claimed twice answers 409"
     fi
     if [ "$proposal" = "$truth" ]; then
-        expect_http 200 POST "/v1/tasks/$task/complete" -H 'Content-Type: application/json' \
-            -H 'X-Tandem-Actor: ana' -d '{"action": "accept"}'
+        AS=$ANA expect_http 200 POST "/v1/tasks/$task/complete" -H 'Content-Type: application/json' \
+            -d '{"action": "accept"}'
         accepted=$((accepted + 1))
     else
-        expect_http 200 POST "/v1/tasks/$task/complete" -H 'Content-Type: application/json' \
-            -H 'X-Tandem-Actor: ana' -d "{\"action\": \"correct\", \"value\": \"$truth\", \"comment\": \"checked\"}"
+        AS=$ANA expect_http 200 POST "/v1/tasks/$task/complete" -H 'Content-Type: application/json' \
+            -d "{\"action\": \"correct\", \"value\": \"$truth\", \"comment\": \"checked\"}"
         corrected=$((corrected + 1))
     fi
     [ "$(jqb .decision.value)" = "$truth" ] || fail "complete: $(cat "$WORK/body")"
     [ "$(jqb .decision.model_version)" -gt 1 ] || fail "the model did not learn: $(cat "$WORK/body")"
 done <"$WORK/work.txt"
 echo "ok: 30 tasks done ($accepted accepted, $corrected corrected); each answer a new model version"
-expect_http 409 POST "/v1/tasks/$first_task/complete" -H 'Content-Type: application/json' \
-    -H 'X-Tandem-Actor: ben' -d '{"action": "accept"}'
+AS=$BEN expect_http 409 POST "/v1/tasks/$first_task/complete" -H 'Content-Type: application/json' \
+    -d '{"action": "accept"}'
 echo "ok: completing a done task answers 409"
 expect_http 200 GET "/v1/items/$(sed -n 1p "$WORK/work.txt" | cut -d' ' -f2)"
 [ "$(jqb .status)" = decided ] || fail "item after its task: $(cat "$WORK/body")"
@@ -103,8 +105,14 @@ echo "ok: feedback recorded, model version $(jqb .model_version)"
 # The process summary shows the step's state; the audit trail holds it all and verifies.
 expect_http 200 GET /v1/processes/support-triage
 [ "$(jqb '.steps[0].model_version')" -gt 31 ] || fail "summary model version: $(cat "$WORK/body")"
-expect_http 200 GET '/v1/audit?after=0&limit=3'
-[ "$(jqb '.entries[0].event')" = process.applied ] || fail "audit: $(cat "$WORK/body")"
+expect_http 200 GET '/v1/audit?after=0&limit=10'
+[ "$(jqb '.entries[0].event')" = token.created ] || fail "audit: $(cat "$WORK/body")"
+[ "$(jqb '[.entries[] | select(.event == "token.created")] | length')" = 3 ] ||
+    fail "audit: expected the admin, ana and ben tokens: $(cat "$WORK/body")"
+[ "$(jqb '.entries[1].actor')" = admin ] || fail "audit: ana's token not made by admin"
+[ "$(jqb '[.entries[] | select(.event == "process.applied")] | length')" -ge 1 ] ||
+    fail "audit: no process.applied: $(cat "$WORK/body")"
+grep -q "$ADMIN_TOKEN" "$WORK/body" && fail "the audit trail holds a token"
 expect_http 200 GET /v1/audit/verify
 [ "$(jqb .ok)" = true ] || fail "audit verify: $(cat "$WORK/body")"
 ENTRIES=$(jqb .entries)

@@ -55,12 +55,14 @@ BASE="http://127.0.0.1:$PORT"
 echo "ok: $LINE"
 
 # call METHOD PATH [curl options...]: prints the status; the body is in $WORK/body and the
-# headers in $WORK/headers.
+# headers in $WORK/headers. Sends the token in $AS (the admin's when unset, none for none).
 call() {
-    local method=$1 path=$2
+    local method=$1 path=$2 token=${AS:-$ADMIN_TOKEN}
     shift 2
-    curl -s -m 30 -X "$method" -o "$WORK/body" -D "$WORK/headers" -w '%{http_code}' "$@" \
-        "$BASE$path" || true
+    local auth=()
+    [ "$token" = none ] || auth=(-H "Authorization: Bearer $token")
+    curl -s -m 30 -X "$method" -o "$WORK/body" -D "$WORK/headers" -w '%{http_code}' "${auth[@]}" \
+        "$@" "$BASE$path" || true
 }
 
 # expect STATUS METHOD PATH [curl options...]: checks the status; an error answer must be
@@ -120,12 +122,18 @@ expect 400 GET '/v1/audit?limit=5000'
 expect 400 GET /v1/items/bad%zzescape
 expect 400 GET "/v1/processes/$(printf 'n%.0s' $(seq 1 201))"
 body_has '"field": ?"name"'
-expect 400 GET /healthz -H "X-Tandem-Actor: $(printf 'a%.0s' $(seq 1 129))"
-body_has '"field": ?"X-Tandem-Actor"'
+
+# Without a token, or with one that is not tandem's: 401 with a challenge; /healthz is open.
+AS=none expect 401 GET /v1/processes
+body_has '"code": ?"unauthorized"'
+grep -qi '^WWW-Authenticate: Bearer' "$WORK/headers" || fail "401 without WWW-Authenticate"
+AS="tdm_$(printf 'x%.0s' $(seq 1 43))" expect 401 GET /v1/processes
+AS=none expect 401 POST /v1/processes/http-test/items -H 'Content-Type: application/json' -d '{}'
+AS=none expect 200 GET /healthz
 
 # A process: put, read back, listed; a missing one is 404.
 expect 200 PUT /v1/processes/http-test -H 'Content-Type: application/yaml' \
-    -H 'X-Tandem-Actor: test-suite' --data-binary @"$WORK/process.yaml"
+    --data-binary @"$WORK/process.yaml"
 body_has '"name": ?"http-test"'
 expect 200 GET /v1/processes/http-test
 body_has '"name": ?"http-test"'

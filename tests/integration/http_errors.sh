@@ -25,11 +25,13 @@ steps:
       queue: sorting
 EOF
 start_server "$DB" --threads 2 --process "$WORK/process.yaml"
+ANA=$(make_token ana reviewer sorting)
+BEN=$(make_token ben reviewer sorting)
 expect_http 200 POST /v1/processes/errors/items -H 'Content-Type: application/json' \
     -d '{"id": "one", "text": "my invoice is wrong"}'
 TASK=$(jqb .task_id)
-expect_http 200 POST "/v1/tasks/$TASK/claim" -H 'Content-Type: application/json' \
-    -H 'X-Tandem-Actor: ana' -d '{"lease_seconds": 600}'
+AS=$ANA expect_http 200 POST "/v1/tasks/$TASK/claim" -H 'Content-Type: application/json' \
+    -d '{"lease_seconds": 600}'
 
 # refused STATUS CODE FIELD METHOD PATH [curl options...]: the request is refused with that
 # status, error code and field ("-" for any field), and nothing stored changes.
@@ -59,12 +61,12 @@ refused 404 not_found - POST /v1/processes/nope/items -H "$J" -d '{"text": "x"}'
 head -c 2097152 /dev/zero | tr '\0' 'a' | sed 's/^/{"text": "/; s/$/"}/' >"$WORK/big.json"
 refused 413 too_large - POST /v1/processes/errors/items -H "$J" --data-binary @"$WORK/big.json"
 refused 422 invalid id POST /v1/processes/errors/items -H "$J" -d '{"id": 7, "text": "x"}'
-refused 409 conflict task POST "/v1/tasks/$TASK/claim" -H "$J" -H 'X-Tandem-Actor: ben' -d '{}'
-refused 422 invalid value POST "/v1/tasks/$TASK/complete" -H "$J" -H 'X-Tandem-Actor: ana' \
+AS=$BEN refused 409 conflict task POST "/v1/tasks/$TASK/claim" -H "$J" -d '{}'
+AS=$ANA refused 422 invalid value POST "/v1/tasks/$TASK/complete" -H "$J" \
     -d '{"action": "correct", "value": 42}'
-refused 422 invalid value POST "/v1/tasks/$TASK/complete" -H "$J" -H 'X-Tandem-Actor: ana' \
+AS=$ANA refused 422 invalid value POST "/v1/tasks/$TASK/complete" -H "$J" \
     -d '{"action": "correct", "value": "marketing"}'
-refused 422 invalid action POST "/v1/tasks/$TASK/complete" -H "$J" -H 'X-Tandem-Actor: ana' \
+AS=$ANA refused 422 invalid action POST "/v1/tasks/$TASK/complete" -H "$J" \
     -d '{"action": "approve"}'
 refused 404 not_found - POST /v1/tasks/tsk_nope/complete -H "$J" -d '{"action": "accept"}'
 refused 422 invalid verdict POST /v1/decisions/dec_nope/feedback -H "$J" -d '{"verdict": "meh"}'
@@ -78,7 +80,7 @@ refused 422 invalid - POST /v1/processes/errors/train -H 'Content-Type: text/csv
 refused 400 bad_request - GET '/v1/queues/sorting/tasks?limit=abc'
 
 # The task is still Ana's and still answerable.
-expect_http 200 POST "/v1/tasks/$TASK/complete" -H "$J" -H 'X-Tandem-Actor: ana' \
+AS=$ANA expect_http 200 POST "/v1/tasks/$TASK/complete" -H "$J" \
     -d '{"action": "correct", "value": "billing"}'
 [ "$(jqb .decision.value)" = billing ] || fail "complete: $(cat "$WORK/body")"
 echo "ok: after all that, the task completes normally"

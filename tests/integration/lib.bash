@@ -61,6 +61,10 @@ expect_fail() {
 
 SERVER_PID=
 BASE=
+# Every server a test starts makes this its admin token on a fresh database (and the CLI's
+# --url calls send it); a test acts as someone else with AS=TOKEN before http/expect_http.
+ADMIN_TOKEN="tdm_test_$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')"
+export TANDEM_ADMIN_TOKEN=$ADMIN_TOKEN TANDEM_TOKEN=$ADMIN_TOKEN
 
 # start_server DB [serve options...]: starts `tandem serve` on a free port of 127.0.0.1 and
 # sets BASE and SERVER_PID; waits at most 10 s for it to listen.
@@ -90,11 +94,21 @@ stop_server() {
 
 trap 'stop_server KILL; rm -rf "$WORK"' EXIT
 
-# http METHOD PATH [curl options...]: sets STATUS; the body is in $WORK/body.
+# http METHOD PATH [curl options...]: sets STATUS; the body is in $WORK/body. Sends the
+# token in $AS (the admin token when unset; none when AS=none).
 http() {
-    local method=$1 path=$2
+    local method=$1 path=$2 token=${AS:-$ADMIN_TOKEN}
     shift 2
-    STATUS=$(curl -s -m 60 -X "$method" -o "$WORK/body" -w '%{http_code}' "$@" "$BASE$path" || echo 000)
+    local auth=()
+    [ "$token" = none ] || auth=(-H "Authorization: Bearer $token")
+    STATUS=$(curl -s -m 60 -X "$method" -o "$WORK/body" -w '%{http_code}' "${auth[@]}" "$@" "$BASE$path" || echo 000)
+}
+
+# make_token NAME ROLE [SCOPE]: creates a token through the running server (as admin) and
+# prints it.
+make_token() {
+    "$TANDEM" token create --name "$1" --role "$2" ${3:+--scope "$3"} --url "$BASE" 2>/dev/null ||
+        fail "token create $1 $2 failed"
 }
 
 # expect_http STATUS METHOD PATH [curl options...]: like http, and checks the status.

@@ -31,6 +31,7 @@ echo '{"text": "my card payment was declined twice today"}' >"$WORK/item.json"
 start_server "$DB" --process "$WORK/process.yaml"
 
 "$PACE" --url "$BASE/v1/processes/intake/items" --rate 2500 --duration 8 --connections 16 \
+    --header "Authorization: Bearer $ADMIN_TOKEN" \
     --body "$WORK/item.json" >"$WORK/pace.out" 2>"$WORK/pace.err" &
 PACE_PID=$!
 MAX=0
