@@ -22,11 +22,11 @@ typedef struct cli_target {
 #define CLI_TARGET_HELP                                                                            \
     "  --db PATH             work on this database file directly\n"                                \
     "  --url URL             work through a running server (tandem serve), like\n"                 \
-    "                        http://127.0.0.1:8080, with the token in the environment\n"          \
+    "                        http://127.0.0.1:8080, with the token in the environment\n"           \
     "                        variable TANDEM_TOKEN\n"
 
 #define CLI_ACTOR_HELP                                                                             \
-    "  --actor NAME          with --db: who acts, for the audit trail (default: \"api\");\n"     \
+    "  --actor NAME          with --db: who acts, for the audit trail (default: \"api\");\n"       \
     "                        through --url the token's name is who acts\n"
 
 /*

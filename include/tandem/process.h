@@ -53,9 +53,9 @@ typedef struct tdm_step_info {
     double confidence;         /* with this confidence (so delta = 1 - confidence) */
     double audit_sample;       /* share of autonomous decisions people check anyway */
     size_t n_rules;
-    const char *const *rules; /* mandatory-review rules, as written */
-    const char *queue;        /* where this step's tasks go */
-    double sla_minutes;       /* a task is due this long after it is queued */
+    const char *const *rules;     /* mandatory-review rules, as written */
+    const char *queue;            /* where this step's tasks go */
+    double sla_minutes;           /* a task is due this long after it is queued */
     const char *escalation_queue; /* where escalated tasks go; NULL: escalation refused */
     int priority;                 /* higher first; default 0 */
 } tdm_step_info;

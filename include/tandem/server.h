@@ -18,14 +18,14 @@ extern "C" {
 typedef struct tdm_server tdm_server;
 
 typedef struct tdm_server_opts {
-    const char *listen;         /* "HOST:PORT"; default "127.0.0.1:8080"; port 0 picks one */
-    size_t max_body_bytes;      /* batches and training data; default 64 MiB */
+    const char *listen;          /* "HOST:PORT"; default "127.0.0.1:8080"; port 0 picks one */
+    size_t max_body_bytes;       /* batches and training data; default 64 MiB */
     size_t max_small_body_bytes; /* single items, task and feedback bodies, process files;
                                     default 1 MiB */
-    unsigned threads;           /* worker threads; default 32 (a request waiting for its
-                                   commit holds one) */
-    unsigned timeout_seconds;   /* an idle or slow connection is closed after this; default 30 */
-    int quiet;                  /* no request log on stderr */
+    unsigned threads;            /* worker threads; default 32 (a request waiting for its
+                                    commit holds one) */
+    unsigned timeout_seconds;    /* an idle or slow connection is closed after this; default 30 */
+    int quiet;                   /* no request log on stderr */
 } tdm_server_opts;
 
 /* Fills `opts` with the defaults above. */
@@ -36,8 +36,7 @@ void tdm_server_opts_init(tdm_server_opts *opts);
  * is yours; stop it with tdm_server_stop(). Errors: TDM_EINVAL (bad listen address), TDM_EIO
  * (cannot bind: the message names the address and the reason).
  */
-int tdm_server_start(tdm_engine *e, const tdm_server_opts *opts, tdm_server **out,
-                     tdm_error *err);
+int tdm_server_start(tdm_engine *e, const tdm_server_opts *opts, tdm_server **out, tdm_error *err);
 
 /* The port actually listened on (useful with port 0). */
 unsigned tdm_server_port(const tdm_server *s);

@@ -125,8 +125,8 @@ struct tdm__job {
     int rc;
     tdm_error err;
     int done;
-    int deferred;         /* nobody waits: the writer frees the job (and ctx with free()) */
-    pthread_cond_t *wake; /* signalled when done (the waiter's own), or NULL */
+    int deferred;              /* nobody waits: the writer frees the job (and ctx with free()) */
+    pthread_cond_t *wake;      /* signalled when done (the waiter's own), or NULL */
     void (*notify)(void *arg); /* or called when done, outside the writer's lock */
     void *notify_arg;
     tdm__effect *effects; /* registered while running */

@@ -162,7 +162,7 @@ int tdm__write_task(tdm__tx *tx, const char *id, const char *item_id, int64_t it
 
 typedef struct sub_item {
     char id[MAX_ID + 1];
-    int given; /* the client named the item: it may exist already */
+    int given;      /* the client named the item: it may exist already */
     json_t *fields; /* as submitted, without "id" */
     json_t *work;   /* fields plus the answers of the steps decided so far */
     size_t n_routes;

@@ -809,7 +809,8 @@ static int filter_checks(const tdm_process *p, size_t step, const tdm_table *tab
         size_t fired = SIZE_MAX;
         if (tdm_process_review(p, step, row_lookup, &rc,
                                tdm_model_label(t->model, t->rep.oof_label[i]),
-                               t->rep.oof_confidence[i], &fired) != 0 && fired == SIZE_MAX)
+                               t->rep.oof_confidence[i], &fired) != 0 &&
+            fired == SIZE_MAX)
             fired = 0;
         if (fired == SIZE_MAX) {
             conf[t->n_keep] = t->rep.oof_confidence[i];
@@ -1079,14 +1080,14 @@ int tdm_engine_train(tdm_engine *e, const char *process, const char *data, size_
         for (size_t i = 0; rc == 0 && i < n; i++) {
             const tdm_risk_result *r = &t[i].rep.risk;
             json_array_append_new(
-                steps, json_pack("{s:s, s:I, s:I, s:I, s:o, s:I, s:I, s:f, s:f}", "step",
-                                 tdm_process_step(ps->p, t[i].step)->id, "model_version",
-                                 (json_int_t)t[i].version, "n_train", (json_int_t)t[i].rep.n_train,
-                                 "n_classes", (json_int_t)t[i].rep.n_classes, "threshold",
-                                 r->found ? json_real(r->threshold) : json_null(), "certified_n",
-                                 (json_int_t)r->n_above, "eligible_n", (json_int_t)t[i].n_keep,
-                                 "oof_accuracy", t[i].rep.oof_accuracy,
-                                 "seconds", t[i].rep.seconds));
+                steps,
+                json_pack("{s:s, s:I, s:I, s:I, s:o, s:I, s:I, s:f, s:f}", "step",
+                          tdm_process_step(ps->p, t[i].step)->id, "model_version",
+                          (json_int_t)t[i].version, "n_train", (json_int_t)t[i].rep.n_train,
+                          "n_classes", (json_int_t)t[i].rep.n_classes, "threshold",
+                          r->found ? json_real(r->threshold) : json_null(), "certified_n",
+                          (json_int_t)r->n_above, "eligible_n", (json_int_t)t[i].n_keep,
+                          "oof_accuracy", t[i].rep.oof_accuracy, "seconds", t[i].rep.seconds));
         }
     }
     for (size_t i = 0; i < n; i++) {

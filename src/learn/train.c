@@ -499,8 +499,7 @@ out:
 /* Calibrated confidence (top probability), the top label and its correctness, for each
  * out-of-fold score. */
 static void confidences(const float *logits, size_t n, size_t n_labels, size_t stride, double t,
-                        const uint32_t *label, double *conf, unsigned char *correct,
-                        uint32_t *top)
+                        const uint32_t *label, double *conf, unsigned char *correct, uint32_t *top)
 {
     for (size_t i = 0; i < n; i++) {
         const float *z = logits + i * stride;

@@ -120,8 +120,8 @@ int tdm__route_step(tdm_engine *e, proc_state *ps, size_t step, json_t *fields, 
         out->reasons = json_array();
         for (size_t i = 0; i < p.n_reasons; i++)
             json_array_append_new(out->reasons,
-                                  json_pack("{s:s, s:f}", "feature", p.reasons[i].feature,
-                                            "weight", p.reasons[i].weight));
+                                  json_pack("{s:s, s:f}", "feature", p.reasons[i].feature, "weight",
+                                            p.reasons[i].weight));
     }
     pthread_rwlock_unlock(&sm->lock);
     return 0;
