@@ -21,6 +21,9 @@ int cli_submit(int argc, char **argv);
 int cli_export(int argc, char **argv);
 int cli_audit(int argc, char **argv);
 int cli_token(int argc, char **argv);
+int cli_step(int argc, char **argv);
+int cli_registry(int argc, char **argv);
+int cli_fairness(int argc, char **argv);
 
 /* Prints "tandem: <message>\n" to stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -256,9 +256,10 @@ static int http_call(cli_client *c, const char *method, const char *path, const 
     int rc = 0;
     if (asprintf(&url, "%s%s", c->base, path) < 0)
         return fail(err, TDM_ENOMEM, "out of memory");
-    if (ctype != NULL) {
+    if (ctype != NULL || strcmp(method, "GET") != 0) {
+        /* Without a type, "Content-Type:" stops libcurl from adding its form type. */
         char line[128];
-        snprintf(line, sizeof line, "Content-Type: %s", ctype);
+        snprintf(line, sizeof line, "Content-Type:%s%s", ctype ? " " : "", ctype ? ctype : "");
         if ((h = curl_slist_append(headers, line)) == NULL)
             goto oom;
         headers = h;
@@ -462,6 +463,50 @@ int cli_client_audit_verify(cli_client *c, tdm_audit_check *check, tdm_error *er
     return 0;
 }
 
+/* ---- governance -------------------------------------------------------------------------- */
+
+int cli_client_pause_step(cli_client *c, const char *process, const char *step, int pause,
+                          const char *reason, char **json, tdm_error *err)
+{
+    if (c->engine != NULL)
+        return tdm_engine_pause_step(c->engine, process, step, pause, reason,
+                                     c->actor ? c->actor : "api", json, err);
+    char *esc = curl_easy_escape(c->curl, step, 0), *suffix = NULL, *path = NULL, *body = NULL;
+    int rc = 0;
+    if (esc == NULL || asprintf(&suffix, "/steps/%s/%s", esc, pause ? "pause" : "resume") < 0) {
+        suffix = NULL;
+        rc = fail(err, TDM_ENOMEM, "out of memory");
+        goto out;
+    }
+    if ((rc = process_path(c, process, suffix, &path, err)) != 0)
+        goto out;
+    if (reason != NULL) {
+        json_t *o = json_pack("{s:s}", "reason", reason);
+        body = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
+        json_decref(o);
+        if (body == NULL) {
+            rc = fail(err, TDM_ENOMEM, "out of memory");
+            goto out;
+        }
+    }
+    rc =
+        http_call(c, "POST", path, body != NULL ? "application/json" : NULL,
+                  body != NULL ? body : "", body != NULL ? strlen(body) : 0, NULL, json, NULL, err);
+out:
+    curl_free(esc);
+    free(suffix);
+    free(path);
+    free(body);
+    return rc;
+}
+
+int cli_client_registry(cli_client *c, char **json, tdm_error *err)
+{
+    if (c->engine != NULL)
+        return tdm_engine_registry(c->engine, json, err);
+    return http_call(c, "GET", "/v1/registry", NULL, NULL, 0, NULL, json, NULL, err);
+}
+
 /* ---- tokens ------------------------------------------------------------------------------ */
 
 int cli_client_token_create(cli_client *c, const char *name, tdm_role role,
@@ -508,6 +553,59 @@ int cli_client_token_revoke(cli_client *c, const char *id, char **json, tdm_erro
     }
     curl_free(esc);
     int rc = http_call(c, "DELETE", path, NULL, "", 0, NULL, json, NULL, err);
+    free(path);
+    return rc;
+}
+
+/* ---- fairness ---------------------------------------------------------------------------- */
+
+/* Appends "?name=VALUE" or "&name=VALUE" (VALUE escaped) to *path, which is malloc'd and
+ * replaced. */
+static int add_query(cli_client *c, char **path, const char *name, const char *value,
+                     tdm_error *err)
+{
+    char *esc = curl_easy_escape(c->curl, value, 0), *longer = NULL;
+    if (esc == NULL ||
+        asprintf(&longer, "%s%c%s=%s", *path, strchr(*path, '?') ? '&' : '?', name, esc) < 0) {
+        curl_free(esc);
+        return fail(err, TDM_ENOMEM, "out of memory");
+    }
+    curl_free(esc);
+    free(*path);
+    *path = longer;
+    return 0;
+}
+
+int cli_client_fairness(cli_client *c, const char *process, const char *step, const char *group,
+                        const double *bins, size_t n_bins, char **json, tdm_error *err)
+{
+    if (c->engine != NULL) {
+        char *text = NULL;
+        int rc = tdm_engine_fairness(c->engine, process, step, group, bins, n_bins, &text, err);
+        return rc != 0 ? rc : take_answer(text, text ? strlen(text) : 0, json, err);
+    }
+    if (n_bins > TDM_FAIRNESS_MAX_BINS)
+        return fail(err, TDM_EINVAL, "bins: %zu edges; at most %d", n_bins, TDM_FAIRNESS_MAX_BINS);
+    /* The edges go as numbers that read back exactly: 25 as "25", 0.1 as "0.1". */
+    char edges[TDM_FAIRNESS_MAX_BINS * 26 + 1] = "";
+    size_t used = 0;
+    for (size_t i = 0; i < n_bins; i++) {
+        char num[32];
+        snprintf(num, sizeof num, "%.15g", bins[i]);
+        if (strtod(num, NULL) != bins[i])
+            snprintf(num, sizeof num, "%.17g", bins[i]);
+        used += (size_t)snprintf(edges + used, sizeof edges - used, "%s%s", i ? "," : "", num);
+    }
+    char *path = NULL;
+    int rc = process_path(c, process, "/fairness", &path, err);
+    if (rc == 0)
+        rc = add_query(c, &path, "group", group, err);
+    if (rc == 0 && n_bins > 0)
+        rc = add_query(c, &path, "bins", edges, err);
+    if (rc == 0 && step != NULL)
+        rc = add_query(c, &path, "step", step, err);
+    if (rc == 0)
+        rc = http_call(c, "GET", path, NULL, NULL, 0, NULL, json, NULL, err);
     free(path);
     return rc;
 }

@@ -63,11 +63,20 @@ int cli_client_submit(cli_client *c, const char *process, const char *body, size
 int cli_client_export(cli_client *c, const char *process, tdm_export_format format, FILE *out,
                       tdm_error *err);
 int cli_client_audit_verify(cli_client *c, tdm_audit_check *check, tdm_error *err);
+/* The kill switch and the registry: the answers of tdm_engine_pause_step and
+ * tdm_engine_registry. */
+int cli_client_pause_step(cli_client *c, const char *process, const char *step, int pause,
+                          const char *reason, char **json, tdm_error *err);
+int cli_client_registry(cli_client *c, char **json, tdm_error *err);
 /* Tokens (admin): the answers are those of engine.h's tdm_engine_token_* functions. */
 int cli_client_token_create(cli_client *c, const char *name, tdm_role role,
                             const char *const *scope, size_t n_scope, char **json, tdm_error *err);
 int cli_client_token_list(cli_client *c, char **json, tdm_error *err);
 int cli_client_token_revoke(cli_client *c, const char *id, char **json, tdm_error *err);
+/* The fairness report (engine.h's tdm_engine_fairness; GET /v1/processes/NAME/fairness).
+ * `step` may be NULL; `bins` holds n_bins edges (none: group by value). */
+int cli_client_fairness(cli_client *c, const char *process, const char *step, const char *group,
+                        const double *bins, size_t n_bins, char **json, tdm_error *err);
 
 /*
  * Reads a whole file ("-" is standard input) of at most `max` bytes into a malloc'd,

@@ -29,8 +29,15 @@ static const char usage[] =
     "  export    export decisions as CSV or JSON Lines (tandem export --help)\n"
     "  audit     verify the audit trail's hash chain (tandem audit --help)\n"
     "  token     create, list and revoke API tokens (tandem token --help)\n"
+    "  step      pause or resume the AI's autonomy at a step: the kill switch\n"
+    "            (tandem step --help)\n"
+    "  registry  list every AI use case with its owner, budget and state\n"
+    "            (tandem registry --help)\n"
+    "  fairness  compare a step's outcomes across groups of items: favourable rates,\n"
+    "            impact ratio, overrides, error rates (tandem fairness --help)\n"
     "\n"
-    "  process apply, train, submit, export, audit and token work on a database (--db PATH)\n"
+    "  process apply, train, submit, export, audit, token, step, registry and fairness work\n"
+    "  on a database (--db PATH)\n"
     "  or through a running server (--url http://HOST:PORT, with a token in TANDEM_TOKEN).\n"
     "\n"
     "options:\n"
@@ -93,9 +100,10 @@ int main(int argc, char **argv)
         const char *name;
         int (*run)(int argc, char **argv);
     } commands[] = {
-        {"eval", cli_eval},   {"serve", cli_serve},   {"process", cli_process},
-        {"train", cli_train}, {"submit", cli_submit}, {"export", cli_export},
-        {"audit", cli_audit}, {"token", cli_token},
+        {"eval", cli_eval},         {"serve", cli_serve},       {"process", cli_process},
+        {"train", cli_train},       {"submit", cli_submit},     {"export", cli_export},
+        {"audit", cli_audit},       {"token", cli_token},       {"step", cli_step},
+        {"registry", cli_registry}, {"fairness", cli_fairness},
     };
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (strcmp(cmd, commands[i].name) == 0)

@@ -37,6 +37,8 @@ static const char serve_usage[] =
     "  --threads N           worker threads, 1 to 1024 (default 32)\n"
     "  --timeout SECONDS     close idle or slow connections after this long (default 30)\n"
     "  --max-body-mib N      limit for training data and item batches (default 64)\n"
+    "  --rate-limit N        requests a second per token, in bursts of up to twice that;\n"
+    "                        over it, 429 with Retry-After (default 1000; 0: no limit)\n"
     "  --quiet               no request log\n"
     "  -h, --help            show this help\n"
     "\n"
@@ -54,7 +56,7 @@ typedef struct serve_args {
 
 static int parse_args(int argc, char **argv, serve_args *a)
 {
-    enum { O_DB = 256, O_LISTEN, O_PROCESS, O_THREADS, O_TIMEOUT, O_MAXBODY, O_QUIET };
+    enum { O_DB = 256, O_LISTEN, O_PROCESS, O_THREADS, O_TIMEOUT, O_MAXBODY, O_RATE, O_QUIET };
     static const struct option longopts[] = {
         {"db", required_argument, NULL, O_DB},
         {"listen", required_argument, NULL, O_LISTEN},
@@ -62,6 +64,7 @@ static int parse_args(int argc, char **argv, serve_args *a)
         {"threads", required_argument, NULL, O_THREADS},
         {"timeout", required_argument, NULL, O_TIMEOUT},
         {"max-body-mib", required_argument, NULL, O_MAXBODY},
+        {"rate-limit", required_argument, NULL, O_RATE},
         {"quiet", no_argument, NULL, O_QUIET},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -96,6 +99,10 @@ static int parse_args(int argc, char **argv, serve_args *a)
             if (cli_parse_u64("--max-body-mib", optarg, 1, 1 << 20, &u))
                 return CLI_EXIT_USAGE;
             a->opts.max_body_bytes = (size_t)u << 20;
+            break;
+        case O_RATE:
+            if (cli_parse_double("--rate-limit", optarg, 0, 1e6, &a->opts.rate_limit))
+                return CLI_EXIT_USAGE;
             break;
         case O_QUIET:
             a->opts.quiet = 1;

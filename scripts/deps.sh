@@ -6,7 +6,7 @@ set -euo pipefail
 
 packages=(build-essential cmake pkg-config libjansson-dev libxxhash-dev libutf8proc-dev
           libcmocka-dev libsqlite3-dev libyaml-dev libmicrohttpd-dev libsodium-dev
-          libcurl4-openssl-dev curl sqlite3 jq)
+          libcurl4-openssl-dev curl sqlite3 jq clang libclang-rt-14-dev)
 if [[ "${1:-}" == "--bench" ]]; then
     packages+=(fasttext liblinear-tools time wrk nginx-light)
 fi

@@ -261,6 +261,55 @@ int tdm_engine_resource_scope(tdm_engine *e, tdm_resource kind, const char *id,
                               char process[TDM_SCOPE_NAME_MAX + 1],
                               char queue[TDM_SCOPE_NAME_MAX + 1], tdm_error *err);
 
+/* ---- governance: the kill switch and the registry ----------------------------------------- */
+
+/*
+ * Pauses (pause = 1) or resumes (0) the AI's autonomy at a step: while paused, every item of
+ * the step goes to a person, with the AI's proposal. Resuming also restarts the window of
+ * audit samples the drift check counts. `reason` (at most 255 bytes; NULL for a default) is
+ * kept with a pause. Pressing the switch in the state it is in changes and records nothing.
+ * Audited as automation.paused / automation.resumed by `actor`. Answers {"process", "step",
+ * "paused", "pause_reason", "changed"}. TDM_ENOTFOUND for an unknown process or step,
+ * TDM_EINVAL for a human step.
+ */
+int tdm_engine_pause_step(tdm_engine *e, const char *process, const char *step, int pause,
+                          const char *reason, const char *actor, char **json, tdm_error *err);
+
+/*
+ * The registry of AI use cases: {"use_cases": [{"process", "step", "allocation", "owner",
+ * "process_owner", "kpis", "risk_budget": {"max_error", "confidence", "audit_sample"},
+ * "threshold", "model_version", "automation_rate", "routed", "autonomous", "audited",
+ * "audited_error", "audited_error_bound", "last_audit_sample", "paused", "pause_reason"}]},
+ * one entry per ai or hybrid step. automation_rate is the share of the items routed at the
+ * step (a task made, or decided by the AI alone) that the AI decided alone; audited_error the share
+ * of audit samples (since training or the last resume) the AI got wrong, and audited_error_bound
+ * its Clopper-Pearson upper bound at the step's confidence; null where there is nothing to count.
+ */
+int tdm_engine_registry(tdm_engine *e, char **json, tdm_error *err);
+
+/* ---- fairness ----------------------------------------------------------------------------- */
+
+#define TDM_FAIRNESS_FIELD_MAX 200 /* bytes in the name of the field items are grouped by */
+#define TDM_FAIRNESS_MAX_BINS  32  /* bin edges */
+
+/*
+ * The fairness report of one step of `process`: `step`, or when NULL the first step that
+ * declares a favourable outcome (output.favourable). The items that reached the step in
+ * their current version are grouped by their field `field`: by its value as text (a
+ * missing or null value is the group "(missing)"), or with `n_bins` edges e1 < e2 < ... by
+ * the bin a numeric value falls in ("<=e1", "e1<..<=e2", ..., ">eK"; a value that is not a
+ * number is "(missing)"). Answers {"process", "step", "favourable", "field", "bins",
+ * "groups": [{"group", "count", "ai_favourable_rate", "final_favourable_rate",
+ * "impact_ratio", "four_fifths_ok", "override_rate", "tpr", "fpr"}], "equalized_odds":
+ * {"tpr_gap", "fpr_gap"}}, the groups sorted by name; docs/api.md defines every number.
+ * Read-only: runs beside the writer. Errors: TDM_ENOTFOUND (no such process), TDM_EINVAL
+ * (field "group": empty, over TDM_FAIRNESS_FIELD_MAX bytes or not UTF-8; "bins": more than
+ * TDM_FAIRNESS_MAX_BINS edges or not strictly increasing; "step": no such step, or it
+ * declares no favourable outcome), TDM_ETOOBIG (more than 1000 groups).
+ */
+int tdm_engine_fairness(tdm_engine *e, const char *process, const char *step, const char *field,
+                        const double *bins, size_t n_bins, char **json, tdm_error *err);
+
 #ifdef __cplusplus
 }
 #endif

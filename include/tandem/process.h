@@ -48,6 +48,7 @@ typedef struct tdm_step_info {
     const char *output;           /* the name of the step's answer (and its training column) */
     size_t n_labels;
     const char *const *labels; /* allowed answers; none: learned from the training data */
+    const char *favourable;    /* the label that favours the person (fairness); or NULL */
     const char *model;         /* model kind: "linear" (the only one so far); NULL for human */
     double max_error;          /* risk budget: highest error allowed on autonomous decisions */
     double confidence;         /* with this confidence (so delta = 1 - confidence) */
@@ -58,6 +59,10 @@ typedef struct tdm_step_info {
     double sla_minutes;           /* a task is due this long after it is queued */
     const char *escalation_queue; /* where escalated tasks go; NULL: escalation refused */
     int priority;                 /* higher first; default 0 */
+    size_t n_adverse;
+    const char *const *adverse; /* outcomes the AI may never decide alone */
+    const char *four_eyes;      /* "always", a rule, or NULL: when a second person must
+                                   confirm a person's answer */
 } tdm_step_info;
 
 /*
@@ -118,6 +123,16 @@ typedef int (*tdm_rule_lookup)(void *ctx, const char *name, size_t len, tdm_rule
  */
 int tdm_process_review(const tdm_process *p, size_t step, tdm_rule_lookup lookup, void *ctx,
                        const char *label, double confidence, size_t *fired);
+
+/* 1 when `label` is one of step `step`'s adverse outcomes (guardrails.adverse_outcomes):
+ * the AI never decides it alone. 0 otherwise, also for NULL or a bad step index. */
+int tdm_process_adverse(const tdm_process *p, size_t step, const char *label);
+
+/* 1 when a person's answer `label` on an item at step `step` needs a second, different
+ * person to confirm it (guardrails.four_eyes: always, or its rule holds, or the rule cannot
+ * be evaluated); 0 otherwise. `confidence` is the AI's, or 0 when it had no proposal. */
+int tdm_process_four_eyes(const tdm_process *p, size_t step, tdm_rule_lookup lookup, void *ctx,
+                          const char *label, double confidence);
 
 /*
  * Compiles one rule on its own, to check it (the engine's and the CLI's validators use

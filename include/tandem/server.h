@@ -25,6 +25,8 @@ typedef struct tdm_server_opts {
     unsigned threads;            /* worker threads; default 32 (a request waiting for its
                                     commit holds one) */
     unsigned timeout_seconds;    /* an idle or slow connection is closed after this; default 30 */
+    double rate_limit;           /* requests a second per token (bursts of twice that); 0: no
+                                    limit; default 1000 */
     int quiet;                   /* no request log on stderr */
 } tdm_server_opts;
 

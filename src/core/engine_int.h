@@ -244,6 +244,17 @@ int tdm__continue_item(tdm__tx *tx, proc_state *ps, const char *item_id, int64_t
                        json_t *work, size_t from, const char *actor, json_t **status,
                        tdm_error *err);
 
+/*
+ * Parses a submission body as tdm_engine_submit_begin() does — a JSON Lines batch when
+ * `jsonl`, else a single object — and calls each(arg, id, given, fields) for every item in
+ * order: its id (the client's, or one made up when `given` is 0) and its fields without "id"
+ * (borrowed for the call). Nothing is routed or stored. Returns 0, or the error submitting
+ * the body would give (err set). For the fuzz target (fuzz/fuzz_intake.c).
+ */
+int tdm__intake_parse(const char *body, size_t len, int jsonl,
+                      void (*each)(void *arg, const char *id, int given, json_t *fields), void *arg,
+                      tdm_error *err);
+
 /* "model:PROCESS/STEP@vN" into buf. */
 void tdm__model_by(const char *process, const char *step, uint64_t version, char *buf, size_t cap);
 

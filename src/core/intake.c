@@ -411,6 +411,54 @@ static int parse_lines(const char *body, size_t len, sub_item **out, size_t *n_o
     return 0;
 }
 
+/* Parses a request body into items: a JSON Lines batch, or a single object. On failure
+ * nothing is left allocated and *out is NULL. */
+static int parse_body(const char *body, size_t len, int jsonl, sub_item **out, size_t *n_out,
+                      tdm_error *err)
+{
+    *out = NULL;
+    *n_out = 0;
+    if (jsonl)
+        return parse_lines(body, len, out, n_out, err);
+    json_error_t je;
+    json_t *obj = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
+    sub_item *item = malloc(sizeof *item);
+    int rc;
+    if (item == NULL) {
+        json_decref(obj);
+        rc = tdm__error_code(err, TDM_ENOMEM);
+    } else if (obj == NULL) {
+        rc = tdm__error(err, TDM_EPARSE, "line %d, column %d: invalid JSON: %s", je.line, je.column,
+                        je.text);
+    } else {
+        rc = take_item(obj, item, "", err);
+    }
+    if (rc != 0) {
+        free(item);
+        return rc;
+    }
+    *out = item;
+    *n_out = 1;
+    return 0;
+}
+
+int tdm__intake_parse(const char *body, size_t len, int jsonl,
+                      void (*each)(void *arg, const char *id, int given, json_t *fields), void *arg,
+                      tdm_error *err)
+{
+    sub_item *items;
+    size_t n;
+    int rc = parse_body(body ? body : "", len, jsonl, &items, &n, err);
+    if (rc != 0)
+        return rc;
+    for (size_t i = 0; i < n; i++) {
+        each(arg, items[i].id, items[i].given, items[i].fields);
+        release_item(&items[i]);
+    }
+    free(items);
+    return 0;
+}
+
 struct tdm_submission {
     tdm_engine *e;
     proc_state *ps;
@@ -455,22 +503,7 @@ int tdm_engine_submit_begin(tdm_engine *e, const char *process, const char *body
         free(s);
         return rc;
     }
-    if (jsonl) {
-        rc = parse_lines(body ? body : "", len, &s->items, &s->n, err);
-    } else {
-        json_error_t je;
-        json_t *obj = json_loadb(body ? body : "", len, JSON_REJECT_DUPLICATES, &je);
-        s->items = malloc(sizeof *s->items);
-        if (s->items == NULL) {
-            json_decref(obj);
-            rc = tdm__error_code(err, TDM_ENOMEM);
-        } else if (obj == NULL) {
-            rc = tdm__error(err, TDM_EPARSE, "line %d, column %d: invalid JSON: %s", je.line,
-                            je.column, je.text);
-        } else if ((rc = take_item(obj, &s->items[0], "", err)) == 0) {
-            s->n = 1;
-        }
-    }
+    rc = parse_body(body ? body : "", len, jsonl, &s->items, &s->n, err);
     for (size_t i = 0; rc == 0 && i < s->n; i++)
         rc = route_item(e, s->ps, &s->items[i], 0, err);
     if (rc != 0) {

@@ -780,9 +780,9 @@ static int row_lookup(void *ctx, const char *name, size_t len, tdm_rule_value *o
  * The certificate is about the decisions the AI may make alone, so it is computed on the
  * rows no review rule sends to a person: for each scored training row, the step's rules are
  * evaluated on the row's fields with its out-of-fold proposal, and only the rows where none
- * fires count (as the checks made later by people leave out rule-fired tasks). In loan
- * screening, where every rejection goes to a person, this certifies the error among the
- * approvals rather than among all proposals.
+ * fires and the proposal is not an adverse outcome count (as the checks made later by people leave
+ * out rule-fired tasks). In loan screening, where every rejection goes to a person, this certifies
+ * the error among the approvals rather than among all proposals.
  */
 static int filter_checks(const tdm_process *p, size_t step, const tdm_table *table,
                          const char *output, trained *t, double alpha, double delta)
@@ -807,10 +807,13 @@ static int filter_checks(const tdm_process *p, size_t step, const tdm_table *tab
             continue; /* not a labelled row: not scored */
         row_ctx rc = {table, r};
         size_t fired = SIZE_MAX;
-        if (tdm_process_review(p, step, row_lookup, &rc,
-                               tdm_model_label(t->model, t->rep.oof_label[i]),
-                               t->rep.oof_confidence[i], &fired) != 0 &&
+        const char *proposal = tdm_model_label(t->model, t->rep.oof_label[i]);
+        if (tdm_process_review(p, step, row_lookup, &rc, proposal, t->rep.oof_confidence[i],
+                               &fired) != 0 &&
             fired == SIZE_MAX)
+            fired = 0;
+        /* A person decides adverse outcomes: those rows are not the AI's to certify. */
+        if (tdm_process_adverse(p, step, proposal))
             fired = 0;
         if (fired == SIZE_MAX) {
             conf[t->n_keep] = t->rep.oof_confidence[i];

@@ -111,6 +111,7 @@ struct tdm_process {
     size_t n_steps;
     tdm_step_info *steps;
     tdm__rule ***compiled; /* per step, n_rules compiled rules (NULL until compiled) */
+    tdm__rule **four_eyes; /* per step, the compiled four_eyes rule, or NULL */
 };
 
 /* Zeroed memory from the process's arena, aligned for any type; NULL when out of memory. */
@@ -764,7 +765,7 @@ typedef struct mapspec {
     size_t n_other;
 } mapspec;
 
-#define MAX_KEYS 8
+#define MAX_KEYS 16
 
 /* The pairs of one mapping, by schema key, and the order in which they were written. */
 typedef struct mapvals {
@@ -928,12 +929,12 @@ enum { KS_ID, KS_ALLOCATION, KS_OWNER, KS_INPUTS, KS_OUTPUT, KS_MODEL, KS_GUARDR
 static const char *const input_keys[] = {"name", "kind"};
 enum { KI_NAME, KI_KIND };
 
-static const char *const output_keys[] = {"field", "labels"};
-enum { KO_FIELD, KO_LABELS };
+static const char *const output_keys[] = {"field", "labels", "favourable"};
+enum { KO_FIELD, KO_LABELS, KO_FAVOURABLE };
 
-static const char *const guard_keys[] = {"max_error",        "confidence", "audit_sample",
-                                         "review_when",      "queue",      "sla_minutes",
-                                         "escalation_queue", "priority"};
+static const char *const guard_keys[] = {
+    "max_error",   "confidence",       "audit_sample", "review_when",      "queue",
+    "sla_minutes", "escalation_queue", "priority",     "adverse_outcomes", "four_eyes"};
 enum {
     KG_MAX_ERROR,
     KG_CONFIDENCE,
@@ -942,7 +943,9 @@ enum {
     KG_QUEUE,
     KG_SLA,
     KG_ESCALATION,
-    KG_PRIORITY
+    KG_PRIORITY,
+    KG_ADVERSE,
+    KG_FOUR_EYES
 };
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
@@ -1158,15 +1161,15 @@ static int read_inputs(vctx *v, const ynode *seq, tdm_step_info *s)
     return 0;
 }
 
-static int read_labels(vctx *v, const ynode *seq, tdm_step_info *s)
+/* Reads a list of distinct, non-empty labels into *out, *count. */
+static int read_label_list(vctx *v, const ynode *seq, const char *empty_hint,
+                           const char *const **out, size_t *count)
 {
     int rc = want_list(v, seq, "[approve, reject]");
     if (rc)
         return rc;
     if (seq->count == 0)
-        return verr(v, seq,
-                    "an empty list (name at least one label, or leave labels out to "
-                    "learn them from the training data)");
+        return verr(v, seq, "an empty list (%s)", empty_hint);
     if (seq->count > TDM__PROCESS_MAX_LABELS)
         return verr(v, seq, "%u labels; a step has at most %d", seq->count,
                     TDM__PROCESS_MAX_LABELS);
@@ -1184,8 +1187,27 @@ static int read_labels(vctx *v, const ynode *seq, tdm_step_info *s)
     }
     if ((rc = duplicate_in(v, seq, labels, seq->count, "the label")) != 0)
         return rc;
-    s->labels = labels;
-    s->n_labels = seq->count;
+    *out = labels;
+    *count = seq->count;
+    return 0;
+}
+
+static int read_labels(vctx *v, const ynode *seq, tdm_step_info *s)
+{
+    return read_label_list(v, seq,
+                           "name at least one label, or leave labels out to learn them from "
+                           "the training data",
+                           &s->labels, &s->n_labels);
+}
+
+/* 1 when `label` is one of the step's labels, or the step learns its labels from data. */
+static int known_label(const tdm_step_info *s, const char *label)
+{
+    if (s->n_labels == 0)
+        return 1;
+    for (size_t i = 0; i < s->n_labels; i++)
+        if (strcmp(s->labels[i], label) == 0)
+            return 1;
     return 0;
 }
 
@@ -1207,12 +1229,25 @@ static int read_output(vctx *v, const ynode *map, tdm_step_info *s, const ynode 
             rc = get_text_copy(v, mv.val[k], MAX_TEXT, "category", &s->output);
             if (rc == 0 && s->output[0] == '\0')
                 rc = verr(v, mv.val[k], "is empty (name the answer, like category)");
+        } else if (k == KO_FAVOURABLE) {
+            rc = get_text_copy(v, mv.val[k], MAX_LABEL, "approve", &s->favourable);
+            if (rc == 0 && s->favourable[0] == '\0')
+                rc = verr(v, mv.val[k], "is empty (name the label that favours the person)");
         } else if (!is_null(v->t, mv.val[k])) {
             rc = read_labels(v, mv.val[k], s);
         }
         if (rc)
             return rc;
         path_restore(v, old);
+    }
+    /* Checked once both are read, whatever their order in the file. */
+    if (s->favourable != NULL && !known_label(s, s->favourable)) {
+        char q[80];
+        size_t old = path_key(v, "favourable");
+        rc = verr(v, mv.val[KO_FAVOURABLE], "%s is not one of the step's labels",
+                  show(s->favourable, strlen(s->favourable), q, sizeof q));
+        path_restore(v, old);
+        return rc;
     }
     return 0;
 }
@@ -1272,10 +1307,34 @@ static int read_rules(vctx *v, const ynode *seq, size_t step, tdm_step_info *s)
     return 0;
 }
 
+/* four_eyes: "always", or a rule after which a second person must confirm. */
+static int read_four_eyes(vctx *v, const ynode *n, size_t step, tdm_step_info *s)
+{
+    const char *src;
+    size_t len;
+    int rc = get_text(v, n, 4096, "always", &src, &len);
+    if (rc)
+        return rc;
+    if ((s->four_eyes = arena_strndup(v->p, src, len)) == NULL)
+        return oom(v);
+    if (len == 6 && memcmp(src, "always", 6) == 0)
+        return 0;
+    char msg[300];
+    size_t column = 0;
+    rc = tdm__rule_compile(src, len, &v->p->four_eyes[step], &column, msg, sizeof msg);
+    if (rc == TDM_ENOMEM)
+        return oom(v);
+    if (rc)
+        return verr(v, n, "column %zu: %s (write always, or a rule like amount > 50000)", column,
+                    msg);
+    return 0;
+}
+
 typedef struct guard_nodes {
     const ynode *audit;
     const ynode *queue;
     const ynode *escalation;
+    const ynode *adverse;
 } guard_nodes;
 
 static int read_guardrails(vctx *v, const ynode *map, size_t step, tdm_step_info *s,
@@ -1339,6 +1398,19 @@ static int read_guardrails(vctx *v, const ynode *map, size_t step, tdm_step_info
         case KG_PRIORITY:
             if ((rc = get_integer(v, n, "10", -1000, 1000, &l)) == 0)
                 s->priority = (int)l;
+            break;
+        case KG_FOUR_EYES:
+            if (!is_null(v->t, n))
+                rc = read_four_eyes(v, n, step, s);
+            break;
+        case KG_ADVERSE:
+            if (!is_null(v->t, n)) {
+                gn->adverse = n;
+                rc = read_label_list(v, n,
+                                     "name the outcomes only a person may decide, like "
+                                     "[reject], or leave adverse_outcomes out",
+                                     &s->adverse, &s->n_adverse);
+            }
             break;
         }
         if (rc)
@@ -1486,6 +1558,21 @@ static int read_step(vctx *v, const ynode *map, size_t index, tdm_step_info *s)
     }
     if (gn.audit == NULL)
         s->audit_sample = s->allocation == TDM_ALLOC_AI ? 0.02 : 0;
+    for (size_t i = 0; i < s->n_adverse; i++) {
+        const char *a = s->adverse[i];
+        int favourable = s->favourable != NULL && strcmp(a, s->favourable) == 0;
+        if (known_label(s, a) && !favourable)
+            continue;
+        char q[80];
+        path_key(v, "guardrails");
+        path_key(v, "adverse_outcomes");
+        path_index(v, i);
+        return verr(v, gn.adverse,
+                    favourable ? "%s is also the step's favourable outcome (an outcome cannot "
+                                 "be both)"
+                               : "%s is not one of the step's labels",
+                    show(a, strlen(a), q, sizeof q));
+    }
     if (s->escalation_queue != NULL && strcmp(s->escalation_queue, s->queue) == 0) {
         char q[80];
         path_key(v, "guardrails");
@@ -1511,7 +1598,8 @@ static int read_steps(vctx *v, const ynode *seq)
     tdm_process *p = v->p;
     p->steps = arena_array(p, seq->count, sizeof *p->steps);
     p->compiled = arena_array(p, seq->count, sizeof *p->compiled);
-    if (p->steps == NULL || p->compiled == NULL)
+    p->four_eyes = arena_array(p, seq->count, sizeof *p->four_eyes);
+    if (p->steps == NULL || p->compiled == NULL || p->four_eyes == NULL)
         return oom(v);
     p->n_steps = seq->count;
     size_t i = 0;
@@ -1637,6 +1725,8 @@ void tdm_process_free(tdm_process *p)
                 tdm__rule_free(p->compiled[s][r]);
         }
     }
+    for (size_t s = 0; p->four_eyes != NULL && s < p->n_steps; s++)
+        tdm__rule_free(p->four_eyes[s]);
     chunk *c = p->chunks;
     while (c != NULL) {
         chunk *next = c->next;
@@ -1824,6 +1914,31 @@ int tdm_process_step_index(const tdm_process *p, const char *id, size_t *index)
         }
     }
     return TDM_ENOTFOUND;
+}
+
+int tdm_process_four_eyes(const tdm_process *p, size_t step, tdm_rule_lookup lookup, void *ctx,
+                          const char *label, double confidence)
+{
+    if (p == NULL || step >= p->n_steps || p->steps[step].four_eyes == NULL)
+        return 0;
+    if (p->four_eyes[step] == NULL)
+        return 1; /* always */
+    int hit = 0;
+    /* A rule that cannot be evaluated asks for the second person: when in doubt, four eyes. */
+    if (tdm__rule_eval(p->four_eyes[step], lookup, ctx, label, confidence, &hit) != 0)
+        return 1;
+    return hit != 0;
+}
+
+int tdm_process_adverse(const tdm_process *p, size_t step, const char *label)
+{
+    if (p == NULL || label == NULL || step >= p->n_steps)
+        return 0;
+    const tdm_step_info *s = &p->steps[step];
+    for (size_t i = 0; i < s->n_adverse; i++)
+        if (strcmp(s->adverse[i], label) == 0)
+            return 1;
+    return 0;
 }
 
 int tdm_process_review(const tdm_process *p, size_t step, tdm_rule_lookup lookup, void *ctx,

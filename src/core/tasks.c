@@ -15,6 +15,12 @@
  * the step's model learns from it at once (a new model version), the proposal is recorded as
  * a check for the threshold when the task's population is unbiased for that purpose (see
  * learning.c), and the item goes on to its next step.
+ *
+ * Four eyes. When a step asks for it (guardrails.four_eyes: always, or a rule that holds for
+ * the answer), a person's accept or correct does not decide yet: the task goes to state
+ * "confirming" with that answer beside it. A second person confirms it (then it is decided
+ * as above, by the first person, confirmed by the second) or declines it (the task is open
+ * again, for anyone). The first person confirming their own answer is refused (403).
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -24,6 +30,7 @@
 #include <string.h>
 
 #include "core/engine_int.h"
+#include "policy/route.h"
 
 /* ------------------------------------------------------------------------------------------ */
 /* Reading tasks                                                                              */
@@ -33,7 +40,8 @@
     "t.id, t.item_id, t.item_version, t.process, t.step, t.queue, t.state, t.priority, "           \
     "t.due_at, t.claimed_by, t.lease_until, t.completed_by, t.action, t.proposal, "                \
     "t.proposal_confidence, t.model_version, t.why, t.rule, t.reasons, t.created_at, "             \
-    "t.updated_at, i.fields, i.version"
+    "t.updated_at, i.fields, i.version, t.first_by, t.first_action, t.first_value, "               \
+    "t.first_comment"
 
 static const char *text(sqlite3_stmt *st, int i)
 {
@@ -52,7 +60,10 @@ static json_t *task_json(sqlite3_stmt *st, int64_t now)
     const char *state = text(st, 6);
     int64_t lease = sqlite3_column_type(st, 10) == SQLITE_NULL ? 0 : sqlite3_column_int64(st, 10);
     int claimed = strcmp(state, "claimed") == 0 && lease >= now;
-    const char *shown = strcmp(state, "done") == 0 ? "done" : claimed ? "claimed" : "open";
+    const char *shown = strcmp(state, "done") == 0         ? "done"
+                        : strcmp(state, "confirming") == 0 ? "confirming"
+                        : claimed                          ? "claimed"
+                                                           : "open";
     json_t *proposal = json_null();
     if (sqlite3_column_type(st, 13) != SQLITE_NULL)
         proposal = json_pack("{s:o, s:f, s:I}", "value", json_or_null(text(st, 13)), "confidence",
@@ -76,6 +87,13 @@ static json_t *task_json(sqlite3_stmt *st, int64_t now)
                             text(st, 11) ? json_string(text(st, 11)) : json_null());
         json_object_set_new(t, "action", text(st, 12) ? json_string(text(st, 12)) : json_null());
         json_object_set_new(t, "completed_at", tdm__json_time(sqlite3_column_int64(st, 20)));
+    }
+    if (strcmp(shown, "confirming") == 0) {
+        json_t *answer = json_pack("{s:s, s:s, s:o}", "by", text(st, 23), "action", text(st, 24),
+                                   "value", json_or_null(text(st, 25)));
+        if (text(st, 26) != NULL)
+            json_object_set_new(answer, "comment", json_string(text(st, 26)));
+        json_object_set_new(t, "answer", answer);
     }
     /* The item was submitted again since this task was made. */
     if (sqlite3_column_int64(st, 22) != sqlite3_column_int64(st, 2))
@@ -113,11 +131,14 @@ int tdm_engine_list_tasks(tdm_engine *e, const char *queue, const char *state, s
                 "ORDER BY t.priority DESC, t.due_at, t.created_at";
     else if (strcmp(state, "claimed") == 0)
         where = "t.state = 'claimed' AND t.lease_until >= ?2 ORDER BY t.priority DESC, t.due_at";
+    else if (strcmp(state, "confirming") == 0)
+        where = "t.state = 'confirming' AND ?2 = ?2 ORDER BY t.priority DESC, t.due_at";
     else if (strcmp(state, "done") == 0)
         where = "t.state = 'done' AND ?2 = ?2 ORDER BY t.updated_at DESC";
     else
         return tdm__error_field(err, TDM_EINVAL, "state",
-                                "unknown task state \"%s\" (expected open, claimed or done)",
+                                "unknown task state \"%s\" (expected open, claimed, confirming "
+                                "or done)",
                                 state);
     if (limit < 1 || limit > 1000)
         return tdm__error_field(err, TDM_EINVAL, "limit", "limit %zu is out of range (1 to 1000)",
@@ -173,6 +194,10 @@ typedef struct task_row {
     double proposal_confidence;
     uint64_t model_version;
     double sample_rate;
+    char first_by[256]; /* four eyes: who gave the answer awaiting confirmation */
+    char first_action[32];
+    json_t *first_value; /* that answer, or NULL */
+    char first_comment[4100];
 } task_row;
 
 static int load_row(tdm__tx *tx, const char *id, task_row *r, tdm_error *err)
@@ -182,7 +207,8 @@ static int load_row(tdm__tx *tx, const char *id, task_row *r, tdm_error *err)
                                  "SELECT t.state, t.claimed_by, t.lease_until, t.completed_by, "
                                  "t.action, t.item_id, t.item_version, i.version, t.process, "
                                  "t.step, t.queue, t.why, t.proposal, t.proposal_confidence, "
-                                 "t.model_version, t.sample_rate FROM tasks t JOIN items i ON "
+                                 "t.model_version, t.sample_rate, t.first_by, t.first_action, "
+                                 "t.first_value, t.first_comment FROM tasks t JOIN items i ON "
                                  "i.id = t.item_id WHERE t.id = ?",
                                  err);
     if (st == NULL)
@@ -205,7 +231,12 @@ static int load_row(tdm__tx *tx, const char *id, task_row *r, tdm_error *err)
     COPY(r->step, 9);
     COPY(r->queue, 10);
     COPY(r->why, 11);
+    COPY(r->first_by, 16);
+    COPY(r->first_action, 17);
+    COPY(r->first_comment, 19);
 #undef COPY
+    if (sqlite3_column_type(st, 18) != SQLITE_NULL)
+        r->first_value = json_loads(text(st, 18), JSON_DECODE_ANY, NULL);
     if (sqlite3_column_type(st, 12) != SQLITE_NULL) {
         r->proposal = json_loads(text(st, 12), JSON_DECODE_ANY, NULL);
         r->proposal_confidence = sqlite3_column_double(st, 13);
@@ -214,6 +245,13 @@ static int load_row(tdm__tx *tx, const char *id, task_row *r, tdm_error *err)
     r->sample_rate = sqlite3_column_double(st, 15);
     sqlite3_reset(st);
     return 0;
+}
+
+static void row_release(task_row *r)
+{
+    json_decref(r->proposal);
+    json_decref(r->first_value);
+    r->proposal = r->first_value = NULL;
 }
 
 /* 409 for a task nobody may act on now (done, superseded, or someone else's). */
@@ -263,7 +301,12 @@ static int claim_run(tdm__tx *tx, tdm__job *job, tdm_error *err)
     int rc = load_row(tx, c->id, &r, err);
     if (rc == 0)
         rc = check_open(&r, c->id, c->actor, tx->now, err);
-    json_decref(r.proposal);
+    if (rc == 0 && strcmp(r.state, "confirming") == 0)
+        rc = tdm__error_field(err, TDM_ECONFLICT, "task",
+                              "task %s already has %s's answer, waiting for a second person "
+                              "(four eyes): confirm or decline it with complete, no claim needed",
+                              c->id, r.first_by);
+    row_release(&r);
     if (rc != 0)
         return rc;
     int64_t until = tx->now + (int64_t)c->lease * 1000;
@@ -391,8 +434,10 @@ typedef struct complete_ctx {
     json_t *value; /* borrowed, for correct */
     const char *comment;
     proc_state *ps;
-    json_t *decision; /* the answer's decision part, filled by the job */
-    json_t *item;     /* the item's result after routing on, filled by the job */
+    json_t *decision;    /* the answer's decision part, filled by the job */
+    json_t *item;        /* the item's result after routing on, filled by the job */
+    json_t *owned_value; /* four eyes: the first answer, when confirming (owned) */
+    int awaiting;        /* four eyes: the answer waits for a second person */
 } complete_ctx;
 
 /* Whether a task's population makes its proposal an unbiased check of the model. */
@@ -401,6 +446,45 @@ static int counts_as_check(const char *why)
     return strcmp(why, "audit_sample") == 0 || strcmp(why, "below_threshold") == 0 ||
            strcmp(why, "no_threshold") == 0 || strcmp(why, "hybrid") == 0 ||
            strcmp(why, "paused") == 0;
+}
+
+/* Four eyes: keeps the first person's answer on the task, which waits for a second. */
+static int await_confirmation(tdm__tx *tx, complete_ctx *c, const task_row *r, json_t *value,
+                              tdm_error *err)
+{
+    char *text_value = json_dumps(value, JSON_ENCODE_ANY | JSON_COMPACT);
+    sqlite3_stmt *st = text_value != NULL
+                           ? tdm__stmt(tx->stmts,
+                                       "UPDATE tasks SET state = 'confirming', claimed_by = NULL, "
+                                       "lease_until = NULL, first_by = ?, first_action = ?, "
+                                       "first_value = ?, first_comment = ?, updated_at = ? WHERE "
+                                       "id = ?",
+                                       err)
+                           : NULL;
+    if (st == NULL) {
+        free(text_value);
+        return text_value == NULL ? tdm__error_code(err, TDM_ENOMEM) : err->code;
+    }
+    sqlite3_bind_text(st, 1, c->actor, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, c->action, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, text_value, -1, SQLITE_STATIC);
+    if (c->comment != NULL)
+        sqlite3_bind_text(st, 4, c->comment, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 4);
+    sqlite3_bind_int64(st, 5, tx->now);
+    sqlite3_bind_text(st, 6, c->id, -1, SQLITE_STATIC);
+    int ok = sqlite3_step(st) == SQLITE_DONE;
+    sqlite3_reset(st);
+    free(text_value);
+    if (!ok)
+        return tdm__db_error(tx->db, sqlite3_errcode(tx->db), err, "recording an answer");
+    json_t *data = json_pack("{s:s, s:s, s:O, s:s}", "item", r->item_id, "action", c->action,
+                             "value", value, "awaiting", "confirmation");
+    if (c->comment != NULL)
+        json_object_set_new(data, "comment", json_string(c->comment));
+    c->awaiting = 1;
+    return tdm__tx_audit(tx, c->actor, "task.answered", c->id, data, err);
 }
 
 static int complete_run(tdm__tx *tx, tdm__job *job, tdm_error *err)
@@ -419,14 +503,69 @@ static int complete_run(tdm__tx *tx, tdm__job *job, tdm_error *err)
                               "declared",
                               c->id, r.step, r.process);
     if (rc != 0) {
-        json_decref(r.proposal);
+        row_release(&r);
         return rc;
     }
     const tdm_step_info *info = tdm_process_step(c->ps->p, step);
     const char *process = r.process;
+    int confirming = strcmp(r.state, "confirming") == 0;
+    int second = strcmp(c->action, "confirm") == 0 || strcmp(c->action, "decline") == 0;
+    if (confirming != second) {
+        row_release(&r);
+        return confirming
+                   ? tdm__error_field(err, TDM_ECONFLICT, "action",
+                                      "task %s waits for a second person to confirm or decline "
+                                      "%s's answer (four eyes)",
+                                      c->id, r.first_by)
+                   : tdm__error_field(err, TDM_ECONFLICT, "action",
+                                      "task %s has no answer waiting to be confirmed", c->id);
+    }
+    if (confirming && strcmp(r.first_by, c->actor) == 0) {
+        row_release(&r);
+        return tdm__error_field(err, TDM_EFORBIDDEN, "action",
+                                "four eyes: %s gave this answer and cannot also confirm or "
+                                "decline it; another person must",
+                                c->actor);
+    }
+    if (strcmp(c->action, "decline") == 0) {
+        sqlite3_stmt *st = tdm__stmt(tx->stmts,
+                                     "UPDATE tasks SET state = 'open', claimed_by = NULL, "
+                                     "lease_until = NULL, first_by = NULL, first_action = NULL, "
+                                     "first_value = NULL, first_comment = NULL, updated_at = ? "
+                                     "WHERE id = ?",
+                                     err);
+        if (st == NULL) {
+            row_release(&r);
+            return err->code;
+        }
+        sqlite3_bind_int64(st, 1, tx->now);
+        sqlite3_bind_text(st, 2, c->id, -1, SQLITE_STATIC);
+        int ok = sqlite3_step(st) == SQLITE_DONE;
+        json_t *data = json_pack("{s:s, s:s, s:O}", "item", r.item_id, "answer_by", r.first_by,
+                                 "value", r.first_value ? r.first_value : json_null());
+        row_release(&r);
+        if (!ok) {
+            json_decref(data);
+            return tdm__db_error(tx->db, sqlite3_errcode(tx->db), err, "declining an answer");
+        }
+        if (c->comment != NULL)
+            json_object_set_new(data, "comment", json_string(c->comment));
+        return tdm__tx_audit(tx, c->actor, "task.declined", c->id, data, err);
+    }
+    /* Confirming: the first person's answer is the one decided; the second confirms it. */
+    const char *answerer = c->actor, *confirmer = NULL;
+    if (confirming) {
+        confirmer = c->actor;
+        answerer = r.first_by;
+        c->action = strcmp(r.first_action, "accept") == 0 ? "accept" : "correct";
+        json_decref(c->owned_value);
+        c->value = c->owned_value = json_incref(r.first_value);
+        if (c->comment == NULL && r.first_comment[0] != '\0')
+            c->comment = r.first_comment;
+    }
 
     if (strcmp(c->action, "escalate") == 0) {
-        json_decref(r.proposal);
+        row_release(&r);
         if (info->escalation_queue == NULL)
             return tdm__error_field(err, TDM_EINVAL, "action",
                                     "step \"%s\" has no escalation queue (declare "
@@ -465,12 +604,43 @@ static int complete_run(tdm__tx *tx, tdm__job *job, tdm_error *err)
     } else {
         value = json_incref(c->value);
     }
+    if (!confirming && value != NULL) {
+        json_t *fields = working_fields(tx, c->ps, r.item_id, r.item_version, err);
+        if (fields == NULL) {
+            json_decref(value);
+            row_release(&r);
+            return err->code ? err->code : TDM_ENOMEM;
+        }
+        int four =
+            tdm_process_four_eyes(c->ps->p, step, tdm__json_lookup, fields,
+                                  json_string_value(value), r.proposal ? r.proposal_confidence : 0);
+        json_decref(fields);
+        if (four) {
+            rc = await_confirmation(tx, c, &r, value, err);
+            json_decref(value);
+            row_release(&r);
+            return rc;
+        }
+    }
     char dec_id[32], by[300];
     tdm__new_id("dec", dec_id);
-    snprintf(by, sizeof by, "person:%s", c->actor);
+    snprintf(by, sizeof by, "person:%s", answerer);
     rc = tdm__write_decision(tx, dec_id, r.item_id, r.item_version, process, info->id, value, -1,
                              by, 1, 0, r.model_version, r.proposal,
-                             r.proposal ? r.proposal_confidence : -1, c->id, c->actor, err);
+                             r.proposal ? r.proposal_confidence : -1, c->id, answerer, err);
+    if (rc == 0 && confirmer != NULL) {
+        sqlite3_stmt *cs =
+            tdm__stmt(tx->stmts, "UPDATE decisions SET confirmed_by = ? WHERE id = ?", err);
+        if (cs == NULL) {
+            rc = err->code;
+        } else {
+            sqlite3_bind_text(cs, 1, confirmer, -1, SQLITE_STATIC);
+            sqlite3_bind_text(cs, 2, dec_id, -1, SQLITE_STATIC);
+            if (sqlite3_step(cs) != SQLITE_DONE)
+                rc = tdm__db_error(tx->db, sqlite3_errcode(tx->db), err, "confirming a decision");
+            sqlite3_reset(cs);
+        }
+    }
     sqlite3_stmt *st = NULL;
     if (rc == 0) {
         st = tdm__stmt(tx->stmts,
@@ -481,7 +651,7 @@ static int complete_run(tdm__tx *tx, tdm__job *job, tdm_error *err)
             rc = err->code;
     }
     if (rc == 0) {
-        sqlite3_bind_text(st, 1, c->actor, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 1, answerer, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, c->action, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 3, tx->now);
         sqlite3_bind_text(st, 4, c->id, -1, SQLITE_STATIC);
@@ -493,7 +663,10 @@ static int complete_run(tdm__tx *tx, tdm__job *job, tdm_error *err)
                                  "value", value, "decision", dec_id);
         if (c->comment != NULL)
             json_object_set_new(data, "comment", json_string(c->comment));
-        rc = tdm__tx_audit(tx, c->actor, "task.completed", c->id, data, err);
+        if (confirmer != NULL)
+            json_object_set_new(data, "answer_by", json_string(answerer));
+        rc = tdm__tx_audit(tx, c->actor, confirmer != NULL ? "task.confirmed" : "task.completed",
+                           c->id, data, err);
     }
     json_t *work = rc == 0 ? working_fields(tx, c->ps, r.item_id, r.item_version, err) : NULL;
     if (rc == 0 && work == NULL)
@@ -513,15 +686,17 @@ static int complete_run(tdm__tx *tx, tdm__job *job, tdm_error *err)
     }
     if (rc == 0) {
         json_object_set(work, info->output, value);
-        rc = tdm__continue_item(tx, c->ps, r.item_id, r.item_version, work, step + 1, c->actor,
+        rc = tdm__continue_item(tx, c->ps, r.item_id, r.item_version, work, step + 1, answerer,
                                 &c->item, err);
     }
     if (rc == 0)
         c->decision = json_pack("{s:s, s:O, s:s, s:s, s:I}", "id", dec_id, "value", value, "by", by,
                                 "step", info->id, "model_version", (json_int_t)learned);
+    if (rc == 0 && confirmer != NULL)
+        json_object_set_new(c->decision, "confirmed_by", json_string(confirmer));
     json_decref(work);
     json_decref(value);
-    json_decref(r.proposal);
+    row_release(&r);
     return rc;
 }
 
@@ -556,9 +731,12 @@ int tdm_engine_complete_task(tdm_engine *e, const char *task_id, const char *act
     json_t *value = json_object_get(req, "value");
     json_t *comment = json_object_get(req, "comment");
     if (action == NULL || (strcmp(action, "accept") != 0 && strcmp(action, "correct") != 0 &&
-                           strcmp(action, "escalate") != 0))
+                           strcmp(action, "escalate") != 0 && strcmp(action, "confirm") != 0 &&
+                           strcmp(action, "decline") != 0))
         rc = tdm__error_field(err, TDM_EINVAL, "action",
-                              "\"action\" must be \"accept\", \"correct\" or \"escalate\"");
+                              "\"action\" must be \"accept\", \"correct\" or \"escalate\" "
+                              "(or, for an answer awaiting four eyes, \"confirm\" or "
+                              "\"decline\")");
     else if (strcmp(action, "correct") == 0 && value == NULL)
         rc = tdm__error_field(err, TDM_EINVAL, "value", "a correction needs the right \"value\"");
     else if (strcmp(action, "correct") != 0 && value != NULL)
@@ -609,7 +787,9 @@ int tdm_engine_complete_task(tdm_engine *e, const char *task_id, const char *act
                       comment ? json_string_value(comment) : NULL,
                       ps,
                       NULL,
-                      NULL};
+                      NULL,
+                      NULL,
+                      0};
     if (rc == 0) {
         tdm__job job = {0};
         job.run = complete_run;
@@ -618,6 +798,7 @@ int tdm_engine_complete_task(tdm_engine *e, const char *task_id, const char *act
     }
     tdm__proc_put(e, ps);
     json_decref(req);
+    json_decref(c.owned_value);
     if (rc != 0) {
         json_decref(c.decision);
         json_decref(c.item);
@@ -625,6 +806,8 @@ int tdm_engine_complete_task(tdm_engine *e, const char *task_id, const char *act
     }
     json_t *extra = json_pack("{s:o, s:o}", "decision", c.decision ? c.decision : json_null(),
                               "item", c.item ? c.item : json_null());
+    if (c.awaiting)
+        json_object_set_new(extra, "awaiting_confirmation", json_true());
     return answer_task(e, task_id, extra, json, err);
 }
 

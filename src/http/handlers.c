@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -301,9 +302,10 @@ void tdm__http_h_list_tasks(tdm__http_request *req, tdm__http_response *res)
     if (tdm__http_query(req, "state", &state, res) != 0)
         return;
     if (state != NULL && strcmp(state, "open") != 0 && strcmp(state, "claimed") != 0 &&
-        strcmp(state, "done") != 0) {
+        strcmp(state, "confirming") != 0 && strcmp(state, "done") != 0) {
         tdm__http_error(res, 400, "bad_request", "state",
-                        "query parameter state: expected open, claimed or done, got \"%.64s\"",
+                        "query parameter state: expected open, claimed, confirming or done, got "
+                        "\"%.64s\"",
                         state);
         return;
     }
@@ -489,6 +491,87 @@ void tdm__http_h_export(tdm__http_request *req, tdm__http_response *res)
     res->free_body = free;
 }
 
+/* ---- governance -------------------------------------------------------------------------- */
+
+/* Reads {"reason": "..."} (optional; an empty body is fine). Returns 0 or -1 with `res`. */
+static int pause_body(tdm__http_request *req, const char **reason, json_t **keep,
+                      tdm__http_response *res)
+{
+    *reason = NULL;
+    *keep = NULL;
+    if (req->body.len == 0)
+        return 0;
+    json_error_t jerr;
+    json_t *o = json_loadb(req->body.data, req->body.len, JSON_REJECT_DUPLICATES, &jerr);
+    if (o == NULL) {
+        tdm__http_error(res, 400, "bad_request", "",
+                        "request body: line %d, column %d: %s (send {\"reason\": \"...\"}, or "
+                        "no body)",
+                        jerr.line, jerr.column, jerr.text);
+        return -1;
+    }
+    const char *key;
+    json_t *v;
+    if (!json_is_object(o)) {
+        json_decref(o);
+        tdm__http_error(res, 400, "bad_request", "",
+                        "request body: expected a JSON object such as {\"reason\": \"drift\"}");
+        return -1;
+    }
+    json_object_foreach(o, key, v)
+    {
+        if (strcmp(key, "reason") != 0 || !json_is_string(v)) {
+            tdm__http_error(res, 422, "invalid", key,
+                            strcmp(key, "reason") != 0
+                                ? "request body: unknown key \"%.64s\" (expected reason)"
+                                : "%s: expected a string",
+                            key);
+            json_decref(o);
+            return -1;
+        }
+        *reason = json_string_value(v);
+    }
+    *keep = o;
+    return 0;
+}
+
+static void pause_or_resume(tdm__http_request *req, tdm__http_response *res, int pause)
+{
+    const char *reason;
+    json_t *keep;
+    if (pause_body(req, &reason, &keep, res) != 0)
+        return;
+    if (!pause && reason != NULL) {
+        json_decref(keep);
+        tdm__http_error(res, 422, "invalid", "reason", "resume takes no reason");
+        return;
+    }
+    char *json = NULL;
+    tdm_error err = {0};
+    int rc = tdm_engine_pause_step(req->engine, req->params[0], req->params[1], pause, reason,
+                                   req->actor, &json, &err);
+    json_decref(keep);
+    engine_answer(res, rc, json, &err);
+}
+
+void tdm__http_h_pause(tdm__http_request *req, tdm__http_response *res)
+{
+    pause_or_resume(req, res, 1);
+}
+
+void tdm__http_h_resume(tdm__http_request *req, tdm__http_response *res)
+{
+    pause_or_resume(req, res, 0);
+}
+
+void tdm__http_h_registry(tdm__http_request *req, tdm__http_response *res)
+{
+    char *json = NULL;
+    tdm_error err = {0};
+    int rc = tdm_engine_registry(req->engine, &json, &err);
+    engine_answer(res, rc, json, &err);
+}
+
 /* ---- tokens ------------------------------------------------------------------------------ */
 
 void tdm__http_h_list_tokens(tdm__http_request *req, tdm__http_response *res)
@@ -586,5 +669,69 @@ void tdm__http_h_revoke_token(tdm__http_request *req, tdm__http_response *res)
     char *json = NULL;
     tdm_error err = {0};
     int rc = tdm_engine_token_revoke(req->engine, req->params[0], req->actor, &json, &err);
+    engine_answer(res, rc, json, &err);
+}
+
+/* ---- fairness ---------------------------------------------------------------------------- */
+
+/*
+ * Reads `bins` (comma-separated numbers) into an arena array: 0, or -1 with a 400 naming
+ * the parameter. The engine checks their count and order (422).
+ */
+static int query_bins(tdm__http_request *req, double **bins, size_t *n, tdm__http_response *res)
+{
+    const char *v;
+    *bins = NULL;
+    *n = 0;
+    if (tdm__http_query(req, "bins", &v, res) != 0)
+        return -1;
+    if (v == NULL)
+        return 0;
+    size_t count = 1;
+    for (const char *p = v; *p; p++)
+        count += *p == ',';
+    double *out = tdm__arena_alloc(&req->arena, count * sizeof *out);
+    if (out == NULL) {
+        fail_oom(res);
+        return -1;
+    }
+    const char *p = v;
+    for (size_t i = 0; i < count; i++) {
+        char *end;
+        errno = 0;
+        out[i] = strtod(p, &end);
+        if (end == p || (*end != ',' && *end != '\0') || errno != 0 || p[0] == ' ' ||
+            !isfinite(out[i])) {
+            tdm__http_error(res, 400, "bad_request", "bins",
+                            "query parameter bins: expected comma-separated numbers like "
+                            "25,40,60, got \"%.64s\"",
+                            v);
+            return -1;
+        }
+        p = end + 1;
+    }
+    *bins = out;
+    *n = count;
+    return 0;
+}
+
+void tdm__http_h_fairness(tdm__http_request *req, tdm__http_response *res)
+{
+    const char *group, *step;
+    double *bins;
+    size_t n_bins;
+    if (tdm__http_query(req, "group", &group, res) != 0 ||
+        tdm__http_query(req, "step", &step, res) != 0 || query_bins(req, &bins, &n_bins, res) != 0)
+        return;
+    if (group == NULL) {
+        tdm__http_error(res, 400, "bad_request", "group",
+                        "query parameter group is required: the item field to compare groups "
+                        "by, like group=age");
+        return;
+    }
+    char *json = NULL;
+    tdm_error err = {0};
+    int rc =
+        tdm_engine_fairness(req->engine, req->params[0], step, group, bins, n_bins, &json, &err);
     engine_answer(res, rc, json, &err);
 }

@@ -11,6 +11,7 @@
 #ifndef TDM_HTTP_HTTP_INT_H
 #define TDM_HTTP_HTTP_INT_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -96,10 +97,23 @@ typedef struct tdm__http_match {
     const char *pattern; /* "/v1/processes/{name}", for messages */
 } tdm__http_match;
 
+/* ---- per-token rate limits (limiter.c) ---------------------------------------------------- */
+
+typedef struct tdm__http_limiter tdm__http_limiter;
+
+/* A limiter of `rate` requests a second per token, bursts up to twice that; NULL when rate
+ * is 0 (no limit) or out of memory. */
+tdm__http_limiter *tdm__http_limiter_new(double rate);
+void tdm__http_limiter_free(tdm__http_limiter *l);
+/* Takes one request from token `id`'s bucket: 0 when allowed, else the seconds until it
+ * would be. A NULL limiter allows everything. Thread-safe. */
+double tdm__http_limiter_take(tdm__http_limiter *l, const char *id);
+
 /* The limits the server was started with, read by the router. */
 typedef struct tdm__http_limits {
     size_t max_body_bytes;
     size_t max_small_body_bytes;
+    tdm__http_limiter *limiter; /* per-token rate limits, or NULL */
 } tdm__http_limits;
 
 /*
@@ -134,6 +148,7 @@ struct tdm__http_response {
     void (*free_body)(void *);
     const char *allow;
     const char *challenge;
+    unsigned retry_after; /* seconds, for 429 answers; 0: no Retry-After header */
 };
 
 #define TDM__HTTP_NAME_MAX 200 /* bytes in a decoded path parameter */
@@ -146,8 +161,8 @@ struct tdm__http_response {
  * route, checks the method, the path parameters, the bearer token and what its role and
  * scope allow, the content type and the declared length against the route's cap, and sizes
  * req->body accordingly. Returns 0 to go on reading the body, or -1 with `res` filled with
- * the answer to send at once (404, 405, 400, 401, 403, 415, 413) — the body is then never
- * read.
+ * the answer to send at once (404, 405, 400, 401, 403, 429, 415, 413) — the body is then
+ * never read.
  */
 int tdm__http_begin(tdm__http_request *req, const tdm__http_limits *limits, const char *url,
                     const char *method, tdm__http_response *res);

@@ -12,6 +12,7 @@
 #define _GNU_SOURCE
 
 #include <errno.h>
+#include <math.h>
 #include <microhttpd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,7 +46,7 @@ typedef struct route_method {
     route_access access;
 } route_method;
 
-#define MAX_SEGMENTS 5
+#define MAX_SEGMENTS 6
 
 /*
  * A route: its path as literal segments and "{param}" segments, the methods it takes and
@@ -128,6 +129,20 @@ static const route routes[] = {
      "GET, HEAD",
      {{TDM__HTTP_GET, TDM__BODY_NONE, tdm__http_h_audit_verify, R_ADMIN | R_OWNER | R_VIEWER,
        ACCESS_ROLE}}},
+    {"/v1/processes/{name}/steps/{step}/pause",
+     {"v1", "processes", "{name}", "steps", "{step}", "pause"},
+     "POST",
+     {{TDM__HTTP_POST, TDM__BODY_JSON_OPTIONAL, tdm__http_h_pause, R_ADMIN | R_OWNER,
+       ACCESS_PROCESS}}},
+    {"/v1/processes/{name}/steps/{step}/resume",
+     {"v1", "processes", "{name}", "steps", "{step}", "resume"},
+     "POST",
+     {{TDM__HTTP_POST, TDM__BODY_JSON_OPTIONAL, tdm__http_h_resume, R_ADMIN | R_OWNER,
+       ACCESS_PROCESS}}},
+    {"/v1/registry",
+     {"v1", "registry"},
+     "GET, HEAD",
+     {{TDM__HTTP_GET, TDM__BODY_NONE, tdm__http_h_registry, R_READERS, ACCESS_ROLE}}},
     {"/v1/tokens",
      {"v1", "tokens"},
      "GET, HEAD, POST",
@@ -137,6 +152,10 @@ static const route routes[] = {
      {"v1", "tokens", "{id}"},
      "DELETE",
      {{TDM__HTTP_DELETE, TDM__BODY_NONE, tdm__http_h_revoke_token, R_ADMIN, ACCESS_ROLE}}},
+    {"/v1/processes/{name}/fairness",
+     {"v1", "processes", "{name}", "fairness"},
+     "GET, HEAD",
+     {{TDM__HTTP_GET, TDM__BODY_NONE, tdm__http_h_fairness, R_READERS, ACCESS_ROLE}}},
 };
 
 /* ---- media types ------------------------------------------------------------------------- */
@@ -549,6 +568,18 @@ int tdm__http_begin(tdm__http_request *req, const tdm__http_limits *limits, cons
 
     if (check_access(req, m, method, res) != 0)
         return -1;
+    if (req->principal != NULL) {
+        double wait = tdm__http_limiter_take(limits->limiter, req->principal->id);
+        if (wait > 0) {
+            unsigned seconds = (unsigned)ceil(wait);
+            tdm__http_error(res, 429, "rate_limited", "",
+                            "token \"%s\" is over its rate limit; retry in %u s (tandem serve "
+                            "--rate-limit sets the limit)",
+                            req->principal->name, seconds);
+            res->retry_after = seconds;
+            return -1;
+        }
+    }
 
     size_t cap = check_media(req, limits, method, res);
     if (cap == 0)

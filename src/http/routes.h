@@ -35,5 +35,9 @@ void tdm__http_h_export(tdm__http_request *req, tdm__http_response *res);
 void tdm__http_h_list_tokens(tdm__http_request *req, tdm__http_response *res);
 void tdm__http_h_create_token(tdm__http_request *req, tdm__http_response *res);
 void tdm__http_h_revoke_token(tdm__http_request *req, tdm__http_response *res);
+void tdm__http_h_pause(tdm__http_request *req, tdm__http_response *res);
+void tdm__http_h_resume(tdm__http_request *req, tdm__http_response *res);
+void tdm__http_h_registry(tdm__http_request *req, tdm__http_response *res);
+void tdm__http_h_fairness(tdm__http_request *req, tdm__http_response *res);
 
 #endif /* TDM_HTTP_ROUTES_H */

@@ -99,6 +99,7 @@ void tdm_server_opts_init(tdm_server_opts *opts)
     opts->max_small_body_bytes = (size_t)1 << 20;
     opts->threads = 32;
     opts->timeout_seconds = 30;
+    opts->rate_limit = 1000;
     opts->quiet = 0;
 }
 
@@ -175,6 +176,41 @@ static void log_mhd(void *cls, const char *fmt, va_list ap)
 }
 
 /* Queues `res` (whose body it takes over) on the connection. */
+
+/*
+ * The headers of every answer: its type; no sniffing, no framing, no sources for anything
+ * a browser might render (the API answers data, not pages), no referrer, no caching; and
+ * Allow, WWW-Authenticate or Retry-After where the answer calls for them. 0 or -1.
+ */
+static int add_headers(struct MHD_Response *r, const tdm__http_response *res)
+{
+    static const char *const fixed[][2] = {
+        {"X-Content-Type-Options", "nosniff"},
+        {"X-Frame-Options", "DENY"},
+        {"Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"},
+        {"Referrer-Policy", "no-referrer"},
+        {MHD_HTTP_HEADER_CACHE_CONTROL, "no-store"},
+    };
+    if (MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, res->content_type) != MHD_YES)
+        return -1;
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+        if (MHD_add_response_header(r, fixed[i][0], fixed[i][1]) != MHD_YES)
+            return -1;
+    if (res->allow != NULL &&
+        MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, res->allow) != MHD_YES)
+        return -1;
+    if (res->challenge != NULL &&
+        MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, res->challenge) != MHD_YES)
+        return -1;
+    if (res->retry_after > 0) {
+        char retry[16];
+        snprintf(retry, sizeof retry, "%u", res->retry_after);
+        if (MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, retry) != MHD_YES)
+            return -1;
+    }
+    return 0;
+}
+
 static enum MHD_Result answer(conn_ctx *c, struct MHD_Connection *conn, tdm__http_response *res)
 {
     struct MHD_Response *r;
@@ -190,13 +226,7 @@ static enum MHD_Result answer(conn_ctx *c, struct MHD_Connection *conn, tdm__htt
     c->answered = 1;
     c->status = res->status;
     c->bytes = res->len;
-    if (MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, res->content_type) != MHD_YES ||
-        MHD_add_response_header(r, "X-Content-Type-Options", "nosniff") != MHD_YES ||
-        MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store") != MHD_YES ||
-        (res->allow != NULL &&
-         MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, res->allow) != MHD_YES) ||
-        (res->challenge != NULL &&
-         MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, res->challenge) != MHD_YES)) {
+    if (add_headers(r, res) != 0) {
         MHD_destroy_response(r);
         return MHD_NO;
     }
@@ -392,6 +422,9 @@ int tdm_server_start(tdm_engine *e, const tdm_server_opts *opts, tdm_server **ou
     if (opts->timeout_seconds < 1)
         return tdm__error_field(err, TDM_EINVAL, "timeout_seconds",
                                 "timeout_seconds: expected at least 1 second");
+    if (!(opts->rate_limit >= 0 && opts->rate_limit <= 1e6))
+        return tdm__error_field(err, TDM_EINVAL, "rate_limit",
+                                "rate_limit: expected 0 (none) to 1000000 requests a second");
 
     tdm_server *s = calloc(1, sizeof *s);
     if (s == NULL)
@@ -399,6 +432,11 @@ int tdm_server_start(tdm_engine *e, const tdm_server_opts *opts, tdm_server **ou
     s->engine = e;
     s->limits.max_body_bytes = opts->max_body_bytes;
     s->limits.max_small_body_bytes = opts->max_small_body_bytes;
+    if (opts->rate_limit > 0 &&
+        (s->limits.limiter = tdm__http_limiter_new(opts->rate_limit)) == NULL) {
+        free(s);
+        return tdm__error(err, TDM_ENOMEM, "out of memory");
+    }
     s->timeout_seconds = opts->timeout_seconds;
     s->quiet = opts->quiet;
     atomic_init(&s->in_flight, 0);
@@ -407,6 +445,7 @@ int tdm_server_start(tdm_engine *e, const tdm_server_opts *opts, tdm_server **ou
     int rc =
         open_listener(opts->listen != NULL ? opts->listen : "127.0.0.1:8080", &fd, &s->port, err);
     if (rc != 0) {
+        tdm__http_limiter_free(s->limits.limiter);
         free(s);
         return rc;
     }
@@ -428,6 +467,7 @@ int tdm_server_start(tdm_engine *e, const tdm_server_opts *opts, tdm_server **ou
         MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped, NULL, MHD_OPTION_ARRAY, pool, MHD_OPTION_END);
     if (s->daemon == NULL) {
         close(fd);
+        tdm__http_limiter_free(s->limits.limiter);
         free(s);
         return tdm__error(err, TDM_EIO,
                           "cannot start the HTTP server on %s (libmicrohttpd refused the "
@@ -460,5 +500,6 @@ void tdm_server_stop(tdm_server *s)
         nanosleep(&ts, NULL);
     }
     MHD_stop_daemon(s->daemon);
+    tdm__http_limiter_free(s->limits.limiter);
     free(s);
 }

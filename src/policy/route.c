@@ -95,6 +95,8 @@ int tdm__route_step(tdm_engine *e, proc_state *ps, size_t step, json_t *fields, 
         fired = 0;
     if (info->allocation == TDM_ALLOC_HYBRID)
         out->why = "hybrid";
+    else if (tdm_process_adverse(ps->p, step, json_string_value(out->proposal)))
+        out->why = "adverse_outcome";
     else if (fired != SIZE_MAX) {
         out->why = "review_rule";
         out->rule = info->rules[fired];

@@ -5,6 +5,7 @@
  *   human step                       -> a person
  *   no trained model                 -> a person, no proposal
  *   hybrid step                      -> a person, with the AI's proposal
+ *   an adverse outcome proposed      -> a person (the step's adverse_outcomes)
  *   a mandatory-review rule fires    -> a person
  *   automation paused                -> a person
  *   no certified threshold           -> a person
@@ -25,8 +26,8 @@ typedef struct tdm__route {
     json_t *proposal;  /* the AI's value (a JSON string), or NULL when it has none */
     double confidence; /* calibrated, when there is a proposal */
     uint64_t model_version;
-    const char *why;    /* for a task: human, no_model, hybrid, review_rule, paused,
-                           no_threshold, below_threshold, audit_sample */
+    const char *why;    /* for a task: human, no_model, hybrid, adverse_outcome, review_rule,
+                           paused, no_threshold, below_threshold, audit_sample */
     double sample_rate; /* for audit samples */
     const char *rule;   /* the rule that fired (owned by the process) */
     json_t *reasons;    /* [{"feature", "weight"}] behind the proposal, or NULL */

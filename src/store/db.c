@@ -90,6 +90,13 @@ static const char *const migrations[] = {
     "  scope TEXT NOT NULL, hash BLOB NOT NULL UNIQUE, created_at INTEGER NOT NULL,"
     "  created_by TEXT NOT NULL, revoked_at INTEGER, revoked_by TEXT);"
     "CREATE UNIQUE INDEX tokens_name ON tokens (name) WHERE revoked_at IS NULL;",
+    /* 2 -> 3: four eyes. A task answered by a first person waits, in state 'confirming', with
+     * that answer, for a second person; the decision records who confirmed it. */
+    "ALTER TABLE tasks ADD COLUMN first_by TEXT;"
+    "ALTER TABLE tasks ADD COLUMN first_action TEXT;"
+    "ALTER TABLE tasks ADD COLUMN first_value TEXT;"
+    "ALTER TABLE tasks ADD COLUMN first_comment TEXT;"
+    "ALTER TABLE decisions ADD COLUMN confirmed_by TEXT;",
 };
 
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])

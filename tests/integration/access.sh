@@ -24,6 +24,7 @@ steps:
     output:
       field: team
       labels: [billing, tech]
+      favourable: billing
     guardrails:
       queue: q$n
 EOF
@@ -136,6 +137,10 @@ row 200 200 200 403 403 401 401 -- POST /v1/decisions/@DEC@/feedback -H "$J" \
     -d '{"verdict": "accurate"}'
 row 200 200 403 200 403 401 401 -- GET /v1/audit
 row 200 200 403 200 403 401 401 -- GET /v1/audit/verify
+row 200 200 403 403 403 401 401 -- POST /v1/processes/p1/steps/sort/pause
+row 200 200 403 403 403 401 401 -- POST /v1/processes/p1/steps/sort/resume
+row 200 200 200 200 403 401 401 -- GET /v1/registry
+row 200 200 200 200 403 401 401 -- GET '/v1/processes/p1/fairness?group=text'
 row 200 403 403 403 403 401 401 -- GET /v1/tokens
 row 201 403 403 403 403 401 401 -- POST /v1/tokens -H "$J" -d '{"name": "x1", "role": "viewer"}'
 row 200 403 403 403 403 401 401 -- DELETE /v1/tokens/@TOKEN@
@@ -155,6 +160,7 @@ AS=$OWNER expect_http 403 PUT /v1/processes/p2 -H 'Content-Type: application/yam
 grep -q 'scope' "$WORK/body" || fail "the 403 does not say why: $(cat "$WORK/body")"
 AS=$OWNER expect_http 403 POST /v1/processes/p2/items -H "$J" -d '{"text": "x"}'
 AS=$OWNER expect_http 403 POST "/v1/tasks/$P2_TASK/claim" -H "$J" -d '{}'
+AS=$OWNER expect_http 403 POST /v1/processes/p2/steps/sort/pause
 AS=$REVIEWER expect_http 403 POST "/v1/tasks/$P2_TASK/claim" -H "$J" -d '{}'
 AS=$REVIEWER expect_http 403 GET /v1/queues/q2/tasks
 AS=$SERVICE expect_http 403 POST /v1/processes/p2/items -H "$J" -d '{"text": "x"}'

@@ -28,7 +28,7 @@ steps:
       queue: sorting
 YAML
 echo '{"text": "my card payment was declined twice today"}' >"$WORK/item.json"
-start_server "$DB" --process "$WORK/process.yaml"
+start_server "$DB" --process "$WORK/process.yaml" --rate-limit 0
 
 "$PACE" --url "$BASE/v1/processes/intake/items" --rate 2500 --duration 8 --connections 16 \
     --header "Authorization: Bearer $ADMIN_TOKEN" \

@@ -1114,10 +1114,65 @@ static void test_examples(void **state)
         assert_string_not_equal(s->inputs[i].name, "personal_status");
         assert_string_not_equal(s->inputs[i].name, "foreign_worker");
     }
-    assert_int_equal(tdm_process_review(p, 0, item_lookup, &it, "reject", 0.99, &fired), 0);
-    assert_int_equal(fired, 0);
+    /* A rejection is an adverse outcome, not a review rule: only people decide it. */
+    assert_int_equal(s->n_adverse, 1);
+    assert_string_equal(s->adverse[0], "reject");
+    assert_string_equal(s->favourable, "approve");
+    assert_int_equal(tdm_process_adverse(p, 0, "reject"), 1);
+    assert_int_equal(tdm_process_adverse(p, 0, "approve"), 0);
+    assert_int_equal(tdm_process_adverse(p, 0, NULL), 0);
     assert_int_equal(tdm_process_review(p, 0, item_lookup, &it, "approve", 0.99, &fired), 0);
     assert_int_equal(fired, SIZE_MAX);
+    tdm_process_free(p);
+}
+
+/* favourable, adverse_outcomes and four_eyes: checked against the labels and each other. */
+static void test_governance_keys(void **state)
+{
+    (void)state;
+    const char *labelled = "output: {field: category, labels: [approve, reject]";
+    /* edit() answers in one static buffer: copy between two edits. */
+    char base[4096], yaml[4096];
+    snprintf(base, sizeof base, "%s", minimal_with("output: {field: category", labelled));
+    snprintf(yaml, sizeof yaml, "%s",
+             edit(base, "{queue: q}",
+                  "{queue: q, adverse_outcomes: [reject], four_eyes: 'amount > 50000'}"));
+    char *withfav = strdup(
+        edit(yaml, "labels: [approve, reject]", "labels: [approve, reject], favourable: approve"));
+    tdm_process *p = parse_ok(withfav);
+    const tdm_step_info *si = tdm_process_step(p, 0);
+    assert_string_equal(si->favourable, "approve");
+    assert_int_equal(si->n_adverse, 1);
+    assert_string_equal(si->four_eyes, "amount > 50000");
+    tdm_process_free(p);
+    free(withfav);
+    fails(edit(yaml, "labels: [approve, reject]", "labels: [approve, reject], favourable: yes"),
+          TDM_EINVAL, "steps[0].output.favourable",
+          "t.yaml:10: steps[0].output.favourable: \"yes\" is not one of the step's labels");
+    fails(edit(yaml, "adverse_outcomes: [reject]", "adverse_outcomes: [deny]"), TDM_EINVAL,
+          "steps[0].guardrails.adverse_outcomes[0]",
+          "t.yaml:11: steps[0].guardrails.adverse_outcomes[0]: \"deny\" is not one of the "
+          "step's labels");
+    fails(edit(yaml, "labels: [approve, reject]", "labels: [approve, reject], favourable: reject"),
+          TDM_EINVAL, "steps[0].guardrails.adverse_outcomes[0]",
+          "t.yaml:11: steps[0].guardrails.adverse_outcomes[0]: \"reject\" is also the step's "
+          "favourable outcome (an outcome cannot be both)");
+    fails(edit(yaml, "four_eyes: 'amount > 50000'", "four_eyes: 'amount >'"), TDM_EINVAL,
+          "steps[0].guardrails.four_eyes", "t.yaml:11: steps[0].guardrails.four_eyes: column ...");
+    fails(edit(yaml, "adverse_outcomes: [reject]", "adverse_outcomes: []"), TDM_EINVAL,
+          "steps[0].guardrails.adverse_outcomes",
+          "t.yaml:11: steps[0].guardrails.adverse_outcomes: an empty list...");
+    /* four_eyes: always, and a rule that holds or not. */
+    p = parse_ok(edit(yaml, "four_eyes: 'amount > 50000'", "four_eyes: always"));
+    assert_int_equal(tdm_process_four_eyes(p, 0, item_lookup, NULL, "approve", 0.5), 1);
+    tdm_process_free(p);
+    p = parse_ok(yaml);
+    item it = {0};
+    assert_int_equal(tdm_process_four_eyes(p, 0, item_lookup, &it, "approve", 0.5), 0);
+    tdm_process_free(p);
+    p = parse_ok(base);
+    assert_int_equal(tdm_process_four_eyes(p, 0, item_lookup, NULL, "approve", 0.5), 0);
+    assert_null(tdm_process_step(p, 0)->four_eyes);
     tdm_process_free(p);
 }
 
@@ -1219,6 +1274,7 @@ int main(void)
         cmocka_unit_test(test_missing_keys),
         cmocka_unit_test(test_unknown_keys),
         cmocka_unit_test(test_bad_values),
+        cmocka_unit_test(test_governance_keys),
         cmocka_unit_test(test_kpis),
         cmocka_unit_test(test_numbers),
         cmocka_unit_test(test_steps),

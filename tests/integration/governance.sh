@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Governance on the loan-screening example (German credit): adverse outcomes need a person
+# (the AI never rejects alone, whatever its confidence), the kill switch (an owner pauses
+# the step, the next item queues; resume gives autonomy back; both audited; a viewer may
+# not press it), and the registry of AI use cases.
+TANDEM=$1
+source "$(dirname "$0")/lib.bash"
+DB=$WORK/tandem.db
+EX=$SRC/examples/loan-screening
+
+start_server "$DB" --process "$EX/process.yaml"
+OWNER=$(make_token jan owner loan-screening)
+VIEWER=$(make_token vera viewer)
+
+"$TANDEM" train --process loan-screening "$EX/data/applications.csv" --url "$BASE" >/dev/null ||
+    fail "training loan-screening failed"
+
+# Every application again, as items: the AI may approve alone, never reject.
+"$TANDEM" submit --process loan-screening "$EX/data/applications.csv" --url "$BASE" \
+    >"$WORK/results.jsonl" || fail "submit failed"
+TOTAL=$(wc -l <"$WORK/results.jsonl")
+DECIDED=$(jq -r 'select(.status == "decided") | .decision.value' "$WORK/results.jsonl" | sort | uniq -c)
+echo "ok: $TOTAL applications; decided by the AI alone: $(echo $DECIDED)"
+jq -r 'select(.status == "decided") | .decision.value' "$WORK/results.jsonl" | grep -qx approve ||
+    fail "the AI approved nothing alone (the test would prove nothing)"
+if jq -r 'select(.status == "decided") | .decision.value' "$WORK/results.jsonl" | grep -qx reject; then
+    fail "the AI rejected an application alone"
+fi
+REJECTS=$(jq -r 'select(.status == "queued" and .proposal.value == "reject") | .task_id' \
+    "$WORK/results.jsonl")
+[ -n "$REJECTS" ] || fail "the AI proposed no rejection"
+# Confident rejections too (at or above the certified threshold, where an approval would
+# have been decided alone): the reason is the adverse outcome, not a low confidence.
+expect_http 200 GET /v1/processes/loan-screening
+THRESHOLD=$(jqb '.steps[0].threshold')
+expect_number "certified threshold" "$THRESHOLD" ">" 0
+CONFIDENT=$(jq -rs --argjson t "$THRESHOLD" 'map(select(.status == "queued" and
+    .proposal.value == "reject" and .proposal.confidence >= $t)) | .[0].task_id // empty' \
+    "$WORK/results.jsonl")
+[ -n "$CONFIDENT" ] || fail "no rejection proposed with confidence >= $THRESHOLD"
+expect_http 200 GET "/v1/queues/loans/tasks?state=open&limit=1000"
+[ "$(jq -r --arg t "$CONFIDENT" '.tasks[] | select(.id == $t) | .why' "$WORK/body")" = adverse_outcome ] ||
+    fail "a confident rejection was queued for another reason: $(jq -c --arg t "$CONFIDENT" '.tasks[] | select(.id == $t)' "$WORK/body")"
+echo "ok: every proposed rejection went to a person (why: adverse_outcome), confident ones included"
+
+# The kill switch.
+expect_http 200 GET /v1/registry
+[ "$(jqb '.use_cases | length')" = 1 ] || fail "registry: $(cat "$WORK/body")"
+[ "$(jqb '.use_cases[0].paused')" = false ] || fail "registry: paused already"
+[ "$(jqb '.use_cases[0].owner')" = credit-risk@example.com ] || fail "registry owner: $(cat "$WORK/body")"
+[ "$(jqb '.use_cases[0].kpis | length')" = 2 ] || fail "registry kpis: $(cat "$WORK/body")"
+AUTO=$(jqb '.use_cases[0].automation_rate')
+WANT=$(jq -rs 'map(select(.status == "decided")) | length / 1000' "$WORK/results.jsonl")
+awk -v a="$AUTO" -v w="$WANT" 'BEGIN { exit !(a - w < 1e-9 && w - a < 1e-9) }' ||
+    fail "registry automation rate $AUTO, expected $WANT (decided alone / submitted)"
+echo "ok: the registry lists the step, its owner, KPIs and automation rate ($AUTO)"
+AS=$VIEWER expect_http 403 POST /v1/processes/loan-screening/steps/screen/pause
+AS=$VIEWER expect_http 200 GET /v1/registry
+AS=$OWNER expect_http 200 POST /v1/processes/loan-screening/steps/screen/pause \
+    -H 'Content-Type: application/json' -d '{"reason": "checking a complaint"}'
+[ "$(jqb .paused)" = true ] && [ "$(jqb .changed)" = true ] || fail "pause: $(cat "$WORK/body")"
+AS=$OWNER expect_http 200 POST /v1/processes/loan-screening/steps/screen/pause
+[ "$(jqb .changed)" = false ] || fail "a second pause changed something: $(cat "$WORK/body")"
+# The first 199 applications again (the AI approved many alone before): all wait for a person.
+sed -n '1,200p' "$EX/data/applications.csv" >"$WORK/again.csv"
+"$TANDEM" submit --process loan-screening "$WORK/again.csv" --url "$BASE" >"$WORK/paused.jsonl"
+[ "$(jq -r 'select(.status == "decided")' "$WORK/paused.jsonl" | wc -l)" = 0 ] ||
+    fail "items were decided alone while the step was paused"
+jq -rs '.[0].task_id' "$WORK/paused.jsonl" >"$WORK/t1"
+expect_http 200 GET "/v1/queues/loans/tasks?state=open&limit=1000"
+[ "$(jq -r --arg t "$(cat "$WORK/t1")" '.tasks[] | select(.id == $t) | .why' "$WORK/body")" != "" ] ||
+    fail "the paused item's task is not in the queue"
+expect_http 200 GET /v1/registry
+[ "$(jqb '.use_cases[0].paused')" = true ] && [ "$(jqb '.use_cases[0].pause_reason')" = "checking a complaint" ] ||
+    fail "registry after pause: $(cat "$WORK/body")"
+echo "ok: paused by the owner: 199 items, none decided alone; the registry says paused"
+"$TANDEM" step resume --process loan-screening --step screen --url "$BASE" >"$WORK/out" ||
+    fail "step resume failed"
+grep -q resumed "$WORK/out" || fail "step resume said: $(cat "$WORK/out")"
+"$TANDEM" submit --process loan-screening "$WORK/again.csv" --url "$BASE" >"$WORK/resumed.jsonl"
+[ "$(jq -r 'select(.status == "decided")' "$WORK/resumed.jsonl" | wc -l)" -gt 0 ] ||
+    fail "nothing decided alone after resume"
+echo "ok: resumed with tandem step resume; the AI decides alone again"
+[ "$(sqlite3 "$DB" "SELECT actor FROM audit WHERE event = 'automation.paused'")" = jan ] ||
+    fail "no single automation.paused by jan on the audit trail"
+[ "$(sqlite3 "$DB" "SELECT actor FROM audit WHERE event = 'automation.resumed'")" = admin ] ||
+    fail "no single automation.resumed by admin on the audit trail"
+expect_http 200 GET /v1/audit/verify
+[ "$(jqb .ok)" = true ] || fail "audit chain: $(cat "$WORK/body")"
+echo "ok: pause and resume are on the audit trail with who pressed them"
+
+# The command line: the registry table, and the switch's errors.
+"$TANDEM" registry --url "$BASE" >"$WORK/registry.txt" || fail "tandem registry failed"
+grep -q "loan-screening/screen" "$WORK/registry.txt" || fail "registry: $(cat "$WORK/registry.txt")"
+"$TANDEM" registry --db "$DB" --json | jq -e '.use_cases[0].risk_budget.max_error == 0.15' >/dev/null ||
+    fail "registry --db --json"
+expect_fail 1 "no step" -- "$TANDEM" step pause --process loan-screening --step nope --url "$BASE"
+expect_fail 2 "--process and --step" -- "$TANDEM" step pause --url "$BASE"
+AS=$ADMIN_TOKEN expect_http 422 POST /v1/processes/loan-screening/steps/screen/resume \
+    -H 'Content-Type: application/json' -d '{"reason": "x"}'
+echo "ok: tandem registry, and the kill switch's errors"
+stop_server
