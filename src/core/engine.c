@@ -798,27 +798,37 @@ int tdm_engine_put_process(tdm_engine *e, const char *name, const char *yaml, si
     return tdm__answer(summary, json, NULL, err);
 }
 
-int tdm_engine_list_processes(tdm_engine *e, char **json, tdm_error *err)
+proc_state **tdm__proc_all(tdm_engine *e, size_t *n)
 {
-    tdm__error_clear(err);
-    json_t *list = json_array();
     pthread_mutex_lock(&e->lock);
-    size_t n = e->n_procs;
-    proc_state **refs = calloc(n ? n : 1, sizeof *refs);
-    for (size_t i = 0; refs != NULL && i < n; i++) {
+    *n = e->n_procs;
+    proc_state **refs = calloc(*n ? *n : 1, sizeof *refs);
+    for (size_t i = 0; refs != NULL && i < *n; i++) {
         refs[i] = e->procs[i];
         refs[i]->refs++;
     }
     pthread_mutex_unlock(&e->lock);
-    if (refs == NULL) {
-        json_decref(list);
-        return tdm__error_code(err, TDM_ENOMEM);
-    }
-    for (size_t i = 0; i < n; i++) {
-        json_array_append_new(list, proc_summary(refs[i]));
+    return refs;
+}
+
+void tdm__proc_put_all(tdm_engine *e, proc_state **refs, size_t n)
+{
+    for (size_t i = 0; refs != NULL && i < n; i++)
         tdm__proc_put(e, refs[i]);
-    }
     free(refs);
+}
+
+int tdm_engine_list_processes(tdm_engine *e, char **json, tdm_error *err)
+{
+    tdm__error_clear(err);
+    size_t n;
+    proc_state **refs = tdm__proc_all(e, &n);
+    if (refs == NULL)
+        return tdm__error_code(err, TDM_ENOMEM);
+    json_t *list = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(list, proc_summary(refs[i]));
+    tdm__proc_put_all(e, refs, n);
     return tdm__answer(json_pack("{s:o}", "processes", list), json, NULL, err);
 }
 

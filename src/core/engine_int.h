@@ -152,6 +152,10 @@ void tdm__writer_defer(tdm__writer *w, tdm__job *job);
 /* Finds a process and takes a reference, or TDM_ENOTFOUND with a message. */
 int tdm__proc_get(tdm_engine *e, const char *name, proc_state **out, tdm_error *err);
 void tdm__proc_put(tdm_engine *e, proc_state *ps);
+/* Every process, each with a reference taken (*n of them); NULL when out of memory. Give
+ * them back with tdm__proc_put_all(). */
+proc_state **tdm__proc_all(tdm_engine *e, size_t *n);
+void tdm__proc_put_all(tdm_engine *e, proc_state **refs, size_t n);
 
 /* A fresh id: prefix, 12 hex digits of the time in ms, 12 of randomness ("dec_0194f..."). */
 void tdm__new_id(const char *prefix, char out[32]);

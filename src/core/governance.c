@@ -263,14 +263,8 @@ int tdm_engine_registry(tdm_engine *e, char **json, tdm_error *err)
     tdm__error_clear(err);
     if (e == NULL || json == NULL)
         return tdm__error(err, TDM_EINVAL, "tdm_engine_registry: missing argument");
-    pthread_mutex_lock(&e->lock);
-    size_t n = e->n_procs;
-    proc_state **refs = calloc(n ? n : 1, sizeof *refs);
-    for (size_t i = 0; refs != NULL && i < n; i++) {
-        refs[i] = e->procs[i];
-        refs[i]->refs++;
-    }
-    pthread_mutex_unlock(&e->lock);
+    size_t n;
+    proc_state **refs = tdm__proc_all(e, &n);
     if (refs == NULL)
         return tdm__error_code(err, TDM_ENOMEM);
     json_t *list = json_array();
@@ -290,9 +284,7 @@ int tdm_engine_registry(tdm_engine *e, char **json, tdm_error *err)
     }
     if (db != NULL)
         tdm__reader_put(e, db);
-    for (size_t i = 0; i < n; i++)
-        tdm__proc_put(e, refs[i]);
-    free(refs);
+    tdm__proc_put_all(e, refs, n);
     if (rc != 0) {
         json_decref(list);
         return rc;
