@@ -36,9 +36,10 @@ static const char usage[] =
     "  fairness  compare a step's outcomes across groups of items: favourable rates,\n"
     "            impact ratio, overrides, error rates (tandem fairness --help)\n"
     "\n"
-    "  process apply, train, submit, export, audit, token, step, registry and fairness work\n"
-    "  on a database (--db PATH)\n"
-    "  or through a running server (--url http://HOST:PORT, with a token in TANDEM_TOKEN).\n"
+    "  process apply, train, submit, export, audit, token, step, registry and fairness\n"
+    "  work on a database (--db PATH) or through a running server (--url\n"
+    "  http://HOST:PORT, with a token in TANDEM_TOKEN).\n"
+
     "\n"
     "options:\n"
     "  -h, --help     show this help\n"
