@@ -217,8 +217,11 @@ static int take_item(json_t *obj, sub_item *it, const char *where, tdm_error *er
     it->fields = obj;
     /* A shallow copy: steps add their answers as new keys and never change a value. */
     it->work = json_copy(obj);
-    if (it->work == NULL)
+    if (it->work == NULL) {
+        json_decref(obj); /* the reference was stolen: nobody else frees it */
+        it->fields = NULL;
         return tdm__error_code(err, TDM_ENOMEM);
+    }
     return 0;
 }
 
