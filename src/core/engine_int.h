@@ -83,6 +83,12 @@ struct tdm_engine {
     tdm__writer *writer;
 };
 
+/* Limits on one item (intake.c): fields, bytes in a field's name, bytes in its value (a
+ * string's length, or a list's or object's compact JSON). Over them: TDM_ETOOBIG (413). */
+#define TDM__ITEM_MAX_FIELDS 256
+#define TDM__ITEM_MAX_NAME   200
+#define TDM__ITEM_MAX_VALUE  (256 * 1024)
+
 /* ---- writer (writer.c) -------------------------------------------------------------------- */
 
 typedef struct tdm__job tdm__job;

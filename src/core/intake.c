@@ -214,6 +214,34 @@ static int take_item(json_t *obj, sub_item *it, const char *where, tdm_error *er
     } else {
         tdm__new_id("itm", it->id);
     }
+    if (json_object_size(obj) > TDM__ITEM_MAX_FIELDS) {
+        size_t n = json_object_size(obj);
+        json_decref(obj);
+        return tdm__error(err, TDM_ETOOBIG, "%san item has %zu fields; at most %d", where, n,
+                          TDM__ITEM_MAX_FIELDS);
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach(obj, key, v)
+    {
+        size_t bytes = json_is_string(v) ? json_string_length(v)
+                       : json_is_object(v) || json_is_array(v)
+                           ? json_dumpb(v, NULL, 0, JSON_COMPACT)
+                           : 0;
+        int rc = 0;
+        if (strlen(key) > TDM__ITEM_MAX_NAME)
+            rc = tdm__error(err, TDM_ETOOBIG, "%sa field name is %zu bytes long; at most %d", where,
+                            strlen(key), TDM__ITEM_MAX_NAME);
+        else if (bytes > TDM__ITEM_MAX_VALUE)
+            rc = tdm__error_field(err, TDM_ETOOBIG, key,
+                                  "%sfield \"%.64s\" is %zu bytes long; at most %d (send less, "
+                                  "or a reference to the document)",
+                                  where, key, bytes, TDM__ITEM_MAX_VALUE);
+        if (rc != 0) {
+            json_decref(obj);
+            return TDM_ETOOBIG;
+        }
+    }
     it->fields = obj;
     /* A shallow copy: steps add their answers as new keys and never change a value. */
     it->work = json_copy(obj);

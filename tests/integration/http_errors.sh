@@ -60,6 +60,14 @@ refused 415 unsupported_media_type - POST /v1/processes/errors/items -H 'Content
 refused 404 not_found - POST /v1/processes/nope/items -H "$J" -d '{"text": "x"}'
 head -c 2097152 /dev/zero | tr '\0' 'a' | sed 's/^/{"text": "/; s/$/"}/' >"$WORK/big.json"
 refused 413 too_large - POST /v1/processes/errors/items -H "$J" --data-binary @"$WORK/big.json"
+# Field limits, under the body limit: a 300 KiB field (at most 256 KiB), 300 fields (256).
+head -c 307200 /dev/zero | tr '\0' 'a' | sed 's/^/{"text": "/; s/$/"}/' >"$WORK/field.json"
+refused 413 too_large text POST /v1/processes/errors/items -H "$J" --data-binary @"$WORK/field.json"
+awk 'BEGIN { printf "{\"text\": \"fine\"}\n{"; for (i = 0; i < 300; i++) printf "%s\"f%d\": %d", i ? ", " : "", i, i; print "}" }' \
+    >"$WORK/wide.jsonl"
+refused 413 too_large - POST /v1/processes/errors/items -H 'Content-Type: application/x-ndjson' \
+    --data-binary @"$WORK/wide.jsonl"
+grep -q "line 2" "$WORK/body" || fail "the wide item's error does not name line 2: $(cat "$WORK/body")"
 refused 422 invalid id POST /v1/processes/errors/items -H "$J" -d '{"id": 7, "text": "x"}'
 AS=$BEN refused 409 conflict task POST "/v1/tasks/$TASK/claim" -H "$J" -d '{}'
 AS=$ANA refused 422 invalid value POST "/v1/tasks/$TASK/complete" -H "$J" \
