@@ -91,12 +91,14 @@ static const char *const migrations[] = {
     "  created_by TEXT NOT NULL, revoked_at INTEGER, revoked_by TEXT);"
     "CREATE UNIQUE INDEX tokens_name ON tokens (name) WHERE revoked_at IS NULL;",
     /* 2 -> 3: four eyes. A task answered by a first person waits, in state 'confirming', with
-     * that answer, for a second person; the decision records who confirmed it. */
+     * that answer, for a second person; the decision records who confirmed it. Also an index
+     * for the fairness report, which looks feedback up by decision. */
     "ALTER TABLE tasks ADD COLUMN first_by TEXT;"
     "ALTER TABLE tasks ADD COLUMN first_action TEXT;"
     "ALTER TABLE tasks ADD COLUMN first_value TEXT;"
     "ALTER TABLE tasks ADD COLUMN first_comment TEXT;"
-    "ALTER TABLE decisions ADD COLUMN confirmed_by TEXT;",
+    "ALTER TABLE decisions ADD COLUMN confirmed_by TEXT;"
+    "CREATE INDEX feedback_decision ON feedback (decision_id);",
 };
 
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])
