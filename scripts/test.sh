@@ -13,6 +13,10 @@ cmake -S . -B build/test -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTDM_ASSERTS=ON >/de
 cmake --build build/test -j"$jobs"
 ctest --test-dir build/test --output-on-failure -j"$jobs"
 
+echo "== release build (as scripts/demo.sh makes it: -O3 finds warnings -O2 does not)"
+cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DTDM_TESTS=OFF >/dev/null
+cmake --build build/release -j"$jobs"
+
 echo "== build and test under AddressSanitizer + UndefinedBehaviorSanitizer"
 cmake -S . -B build/asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTDM_SANITIZE=ON >/dev/null
 cmake --build build/asan -j"$jobs"

@@ -705,6 +705,7 @@ static int parse_request(const char *body, size_t len, const char *example, json
                          tdm_error *err)
 {
     json_error_t je;
+    *out = NULL;
     json_t *req = json_loadb(body ? body : "", len, JSON_REJECT_DUPLICATES, &je);
     if (req == NULL)
         return tdm__error(err, TDM_EPARSE, "line %d, column %d: invalid JSON: %s", je.line,
@@ -723,7 +724,7 @@ int tdm_engine_complete_task(tdm_engine *e, const char *task_id, const char *act
     tdm__error_clear(err);
     if (e == NULL || task_id == NULL || json == NULL || (body == NULL && len > 0))
         return tdm__error(err, TDM_EINVAL, "tdm_engine_complete_task: missing argument");
-    json_t *req;
+    json_t *req = NULL;
     int rc = parse_request(body, len, "{\"action\": \"accept\"}", &req, err);
     if (rc != 0)
         return rc;
