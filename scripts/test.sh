@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: installs what it needs, then builds and runs every
 # test twice, once plain (with internal invariants checked) and once under AddressSanitizer
-# and UndefinedBehaviorSanitizer.
+# and UndefinedBehaviorSanitizer; builds the release binary the demo uses; and runs the
+# fuzz targets for a minute in all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
