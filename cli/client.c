@@ -233,7 +233,11 @@ static int answer_error(const cli_client *c, long status, const http_answer *a, 
     const char *msg = json_string_value(json_object_get(e, "message"));
     const char *field = json_string_value(json_object_get(e, "field"));
     if (msg != NULL && msg[0] != '\0')
-        fail(err, code, "%s", msg);
+        fail(err, code, "%s%s", msg,
+             status == 401 && c->token == NULL
+                 ? " (the command line sends the token in the environment variable TANDEM_TOKEN, "
+                   "which is not set)"
+                 : "");
     else
         fail(err, code, "%s: the server answered HTTP %ld", c->base, status);
     if (field != NULL)

@@ -195,5 +195,6 @@ expect_fail 1 "in force" -- "$TANDEM" token create --name cli-made --role viewer
 expect_fail 2 "--role" -- "$TANDEM" token create --name z --role boss --db "$DB"
 expect_fail 1 "scope" -- "$TANDEM" token create --name z --role owner --db "$DB"
 TANDEM_TOKEN=$REVIEWER expect_fail 1 "reviewer token" -- "$TANDEM" token list --url "$BASE"
+expect_fail 1 "TANDEM_TOKEN, which is not set" -- env -u TANDEM_TOKEN "$TANDEM" registry --url "$BASE"
 echo "ok: tandem token create, list and revoke"
 stop_server
