@@ -554,6 +554,12 @@ static int complete_run(tdm__tx *tx, tdm__job *job, tdm_error *err)
     }
     /* Confirming: the first person's answer is the one decided; the second confirms it. */
     const char *answerer = c->actor, *confirmer = NULL;
+    if (confirming && r.first_value == NULL) {
+        row_release(&r);
+        return tdm__error_field(err, TDM_ECONFLICT, "task",
+                                "task %s waits for confirmation but its answer is unreadable",
+                                c->id);
+    }
     if (confirming) {
         confirmer = c->actor;
         answerer = r.first_by;
