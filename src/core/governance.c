@@ -168,15 +168,17 @@ typedef struct step_numbers {
     int64_t last_audit; /* ms, 0 when none */
 } step_numbers;
 
-static int read_numbers(sqlite3 *db, const char *process, const char *step, int64_t audit_since,
-                        step_numbers *out, tdm_error *err)
+/* The step's routing counts, and its audit samples since training or the last resume. */
+static int read_numbers(sqlite3 *db, const char *process, const char *step, step_numbers *out,
+                        tdm_error *err)
 {
     memset(out, 0, sizeof *out);
     static const char *const sql[] = {
         "SELECT (SELECT count(*) FROM tasks WHERE process = ?1 AND step = ?2), "
         "coalesce(sum(autonomous), 0), 0 FROM decisions WHERE process = ?1 AND step = ?2",
         "SELECT count(*), coalesce(sum(1 - correct), 0), coalesce(max(created_at), 0) FROM "
-        "checks WHERE process = ?1 AND step = ?2 AND source = 'audit' AND created_at >= ?3",
+        "checks WHERE process = ?1 AND step = ?2 AND source = 'audit' AND created_at >= "
+        "coalesce((SELECT audit_since FROM steps WHERE process = ?1 AND step = ?2), 0)",
     };
     for (size_t q = 0; q < 2; q++) {
         sqlite3_stmt *st;
@@ -185,8 +187,6 @@ static int read_numbers(sqlite3 *db, const char *process, const char *step, int6
             return rc;
         sqlite3_bind_text(st, 1, process, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, step, -1, SQLITE_STATIC);
-        if (q == 1)
-            sqlite3_bind_int64(st, 3, audit_since);
         rc = sqlite3_step(st);
         if (rc == SQLITE_ROW) {
             int64_t a = sqlite3_column_int64(st, 0), b = sqlite3_column_int64(st, 1);
@@ -205,21 +205,6 @@ static int read_numbers(sqlite3 *db, const char *process, const char *step, int6
             return tdm__db_error(db, rc, err, "reading the registry");
     }
     return 0;
-}
-
-static int64_t audit_since_of(sqlite3 *db, const char *process, const char *step)
-{
-    sqlite3_stmt *st;
-    int64_t since = 0;
-    if (tdm__db_prepare(db, "SELECT audit_since FROM steps WHERE process = ? AND step = ?", &st,
-                        NULL) == 0) {
-        sqlite3_bind_text(st, 1, process, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, step, -1, SQLITE_STATIC);
-        if (sqlite3_step(st) == SQLITE_ROW)
-            since = sqlite3_column_int64(st, 0);
-        sqlite3_finalize(st);
-    }
-    return since;
 }
 
 static json_t *registry_entry(proc_state *ps, size_t i, const step_numbers *n)
@@ -276,8 +261,7 @@ int tdm_engine_registry(tdm_engine *e, char **json, tdm_error *err)
             if (si->allocation == TDM_ALLOC_HUMAN)
                 continue; /* not an AI use case */
             step_numbers num;
-            int64_t since = audit_since_of(db, tdm_process_name(refs[i]->p), si->id);
-            rc = read_numbers(db, tdm_process_name(refs[i]->p), si->id, since, &num, err);
+            rc = read_numbers(db, tdm_process_name(refs[i]->p), si->id, &num, err);
             if (rc == 0)
                 json_array_append_new(list, registry_entry(refs[i], s, &num));
         }

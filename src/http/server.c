@@ -62,7 +62,7 @@
 #include "tandem/server.h"
 #include "util/util.h"
 
-/* A request's arena holds its decoded path, query values and actor: far less than this. */
+/* A request's arena holds its decoded path, query values and principal: far less than this. */
 #define ARENA_MAX ((size_t)1 << 20)
 
 struct tdm_server {

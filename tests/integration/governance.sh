@@ -81,10 +81,43 @@ grep -q resumed "$WORK/out" || fail "step resume said: $(cat "$WORK/out")"
 [ "$(jq -r 'select(.status == "decided")' "$WORK/resumed.jsonl" | wc -l)" -gt 0 ] ||
     fail "nothing decided alone after resume"
 echo "ok: resumed with tandem step resume; the AI decides alone again"
-[ "$(sqlite3 "$DB" "SELECT actor FROM audit WHERE event = 'automation.paused'")" = jan ] ||
-    fail "no single automation.paused by jan on the audit trail"
-[ "$(sqlite3 "$DB" "SELECT actor FROM audit WHERE event = 'automation.resumed'")" = admin ] ||
-    fail "no single automation.resumed by admin on the audit trail"
+
+# People check the audit samples: one of them the AI got wrong.
+expect_http 200 GET "/v1/queues/loans/tasks?state=open&limit=1000"
+jq -r '.tasks[] | select(.why == "audit_sample") | "\(.id) \(.proposal.value)"' "$WORK/body" \
+    >"$WORK/audit_tasks"
+AUDITED=$(wc -l <"$WORK/audit_tasks")
+expect_number "audit samples queued" "$AUDITED" ">=" 2
+first=1
+while read -r task proposal; do
+    if [ $first = 1 ]; then
+        other=$([ "$proposal" = approve ] && echo reject || echo approve)
+        expect_http 200 POST "/v1/tasks/$task/complete" -H 'Content-Type: application/json' \
+            -d "{\"action\": \"correct\", \"value\": \"$other\"}"
+        first=0
+    else
+        expect_http 200 POST "/v1/tasks/$task/complete" -H 'Content-Type: application/json' \
+            -d '{"action": "accept"}'
+    fi
+done <"$WORK/audit_tasks"
+expect_http 200 GET /v1/registry
+[ "$(jqb '.use_cases[0].audited')" = "$AUDITED" ] || fail "registry audited: $(cat "$WORK/body")"
+awk -v e="$(jqb '.use_cases[0].audited_error')" -v n="$AUDITED" -v b="$(jqb '.use_cases[0].audited_error_bound')" \
+    'BEGIN { exit !(e - 1 / n < 1e-9 && 1 / n - e < 1e-9 && b > e && b < 1) }' ||
+    fail "registry audited error: $(cat "$WORK/body")"
+[ "$(jqb '.use_cases[0].last_audit_sample')" != null ] || fail "registry: no last audit sample"
+echo "ok: the registry counts $AUDITED audit samples, 1 wrong, with its upper bound"
+
+# Resuming restarts the window of audit samples the registry (and the drift check) counts.
+AS=$OWNER expect_http 200 POST /v1/processes/loan-screening/steps/screen/pause
+AS=$OWNER expect_http 200 POST /v1/processes/loan-screening/steps/screen/resume
+expect_http 200 GET /v1/registry
+[ "$(jqb '.use_cases[0].audited')" = 0 ] || fail "resume did not restart the audit window: $(cat "$WORK/body")"
+echo "ok: after a pause and resume the audit window starts again"
+[ "$(sqlite3 "$DB" "SELECT actor FROM audit WHERE event = 'automation.paused' ORDER BY seq LIMIT 1")" = jan ] ||
+    fail "the first automation.paused is not jan's"
+[ "$(sqlite3 "$DB" "SELECT actor FROM audit WHERE event = 'automation.resumed' ORDER BY seq LIMIT 1")" = admin ] ||
+    fail "the first automation.resumed is not admin's"
 expect_http 200 GET /v1/audit/verify
 [ "$(jqb .ok)" = true ] || fail "audit chain: $(cat "$WORK/body")"
 echo "ok: pause and resume are on the audit trail with who pressed them"
