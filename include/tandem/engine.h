@@ -120,6 +120,21 @@ int tdm_engine_get_item(tdm_engine *e, const char *id, char **json, tdm_error *e
 int tdm_engine_list_tasks(tdm_engine *e, const char *queue, const char *state, size_t limit,
                           char **json, tdm_error *err);
 
+/*
+ * One task as the workspace shows it: the task (as listed) with "choices" (the values a
+ * correction may take), "inputs" (the fields the model reads) and "related" (decisions on
+ * items sharing the process's related_by value, or null). TDM_ENOTFOUND for no such task.
+ */
+int tdm_engine_get_task(tdm_engine *e, const char *task_id, char **json, tdm_error *err);
+
+/*
+ * Claims the next task of `queue` for `actor` (their own unexpired claim first, then the first
+ * open task by priority and due time) and answers it as tdm_engine_get_task does. When the
+ * queue has nothing open, returns 0 with *json NULL.
+ */
+int tdm_engine_next_task(tdm_engine *e, const char *queue, const char *actor,
+                         unsigned lease_seconds, char **json, tdm_error *err);
+
 /* Claims a task for `actor` for lease_seconds (1..86400; 0 means 300). 409 when someone else
  * holds it or it is done. Answers the task. */
 int tdm_engine_claim_task(tdm_engine *e, const char *task_id, const char *actor,
@@ -149,6 +164,26 @@ int tdm_engine_feedback(tdm_engine *e, const char *decision_id, const char *acto
 
 /* {"entries": [...], "next": SEQ}: entries with seq > after, oldest first, at most limit. */
 int tdm_engine_audit(tdm_engine *e, uint64_t after, size_t limit, char **json, tdm_error *err);
+
+/* What an audit listing keeps: NULL members match everything. A subject ending in "*"
+ * matches as a prefix (like support-triage/ then a star). */
+typedef struct tdm_audit_filter {
+    const char *event;
+    const char *actor;
+    const char *subject;
+} tdm_audit_filter;
+
+/* Entries scanned at most by one filtered listing; "next" then says where to go on. */
+#define TDM_AUDIT_SCAN_MAX 100000
+
+/*
+ * tdm_engine_audit with a filter: {"entries", "next", "end"}. A filtered listing looks at
+ * no more than TDM_AUDIT_SCAN_MAX entries after `after`, so "next" (to pass as `after` for
+ * more) is the last entry listed, or the last one looked at; "end" is true when nothing
+ * after "next" is left to look at.
+ */
+int tdm_engine_audit_filtered(tdm_engine *e, uint64_t after, size_t limit,
+                              const tdm_audit_filter *filter, char **json, tdm_error *err);
 
 typedef struct tdm_audit_check {
     int ok;             /* 1 when every entry matches its hash and its predecessor */
@@ -246,6 +281,15 @@ int tdm_engine_token_count(tdm_engine *e, int64_t *count, tdm_error *err);
  */
 int tdm_engine_authenticate(tdm_engine *e, const char *token, tdm_principal *out, tdm_error *err);
 
+/*
+ * The inbox: {"at", "queues": [{"queue", "processes", "open", "claimed", "confirming",
+ * "oldest_open_at", "oldest_open_seconds", "sla_breached"}]}, for the queues `who` may see
+ * (admin and viewer: all; owner: those of its processes; reviewer: those in its scope), by
+ * name. *fingerprint (may be NULL) changes when a count does, not when time alone passes.
+ */
+int tdm_engine_queues(tdm_engine *e, const tdm_principal *who, char **json, uint64_t *fingerprint,
+                      tdm_error *err);
+
 typedef enum tdm_resource {
     TDM_RESOURCE_ITEM = 1,
     TDM_RESOURCE_TASK = 2,
@@ -309,6 +353,32 @@ int tdm_engine_registry(tdm_engine *e, char **json, tdm_error *err);
  */
 int tdm_engine_fairness(tdm_engine *e, const char *process, const char *step, const char *field,
                         const double *bins, size_t n_bins, char **json, tdm_error *err);
+
+/* ---- the owner dashboard ------------------------------------------------------------------ */
+
+#define TDM_DASHBOARD_DEFAULT_POINTS 24  /* buckets in the series when none are asked for */
+#define TDM_DASHBOARD_MAX_POINTS     500 /* buckets in the series at the most */
+
+/*
+ * The owner dashboard of `process`, read in one snapshot of the store: {"process",
+ * "generated_at", "bucket", "from", "to", "baseline": {"minutes_per_item", "error_rate"},
+ * "totals": {"items", "decided_by_ai", "decided_by_people", "queued", "automation_rate",
+ * "human_answers", "overrides", "override_rate", "escalations", "hours_saved"}, "series":
+ * [{"at", "items", "decided_by_ai", "decided_by_people", "automation_rate", "human_answers",
+ * "overrides", "override_rate", "hours_saved"}], "steps": [{"step", "allocation",
+ * "max_error", "confidence", "threshold", "audited", "audited_error", "audited_error_bound",
+ * "paused", "pause_reason"}], "queues": [{"queue", "open", "claimed", "confirming",
+ * "oldest_open_seconds", "sla_breached", "sla_minutes"}], "confusions": [{"proposed",
+ * "actual", "count"}], "recent": [{"decision_id", "item_id", "step", "value", "confidence",
+ * "by", "autonomous", "at"}]}. Totals are over all time; the series has `points` buckets
+ * (0: TDM_DASHBOARD_DEFAULT_POINTS) of a `bucket` ("minute", "hour" or "day"; NULL: "hour"),
+ * aligned to UTC, ending with the one holding now, every one present. src/core/dashboard.c
+ * defines every number. You own *json; free it with tdm_free(). TDM_ENOTFOUND for an unknown
+ * process, TDM_EINVAL for another bucket or more than TDM_DASHBOARD_MAX_POINTS points
+ * (err->field: "bucket" or "points").
+ */
+int tdm_engine_dashboard(tdm_engine *e, const char *process, const char *bucket, unsigned points,
+                         char **json, tdm_error *err);
 
 #ifdef __cplusplus
 }

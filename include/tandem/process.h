@@ -83,6 +83,8 @@ void tdm_process_free(tdm_process *p);
 const char *tdm_process_name(const tdm_process *p);
 const char *tdm_process_owner(const tdm_process *p);
 const char *tdm_process_description(const tdm_process *p); /* "" when absent */
+/* The item field whose equal values relate items (related_by, e.g. a customer id), or NULL. */
+const char *tdm_process_related_by(const tdm_process *p);
 size_t tdm_process_kpi_count(const tdm_process *p);
 const char *tdm_process_kpi(const tdm_process *p, size_t i);
 double tdm_process_baseline_minutes(const tdm_process *p); /* minutes a person spends per item */

@@ -173,24 +173,63 @@ int tdm__audit_verify(sqlite3 *db, tdm_audit_check *out, tdm_error *err)
     return 0;
 }
 
-int tdm__audit_list(sqlite3 *db, uint64_t after, size_t limit, json_t **out, tdm_error *err)
+int tdm__audit_list(sqlite3 *db, uint64_t after, size_t limit, const tdm_audit_filter *filter,
+                    json_t **out, tdm_error *err)
 {
+    tdm_audit_filter none = {NULL, NULL, NULL};
+    if (filter == NULL)
+        filter = &none;
+    int filtered = filter->event != NULL || filter->actor != NULL || filter->subject != NULL;
+    /* A subject "x*" is a prefix; anything else must match whole. */
+    const char *subject = filter->subject, *prefix = NULL;
+    size_t prefix_len = 0;
+    if (subject != NULL && subject[0] != '\0' && subject[strlen(subject) - 1] == '*') {
+        prefix = subject;
+        prefix_len = strlen(subject) - 1;
+        subject = NULL;
+    }
+    sqlite3_int64 newest = 0;
     sqlite3_stmt *st;
-    int rc = tdm__db_prepare(db,
-                             "SELECT seq, at, actor, event, subject, data, prev_hash, hash FROM "
-                             "audit WHERE seq > ? ORDER BY seq LIMIT ?",
-                             &st, err);
+    int rc = tdm__db_prepare(db, "SELECT coalesce(max(seq), 0) FROM audit", &st, err);
+    if (rc != 0)
+        return rc;
+    if (sqlite3_step(st) == SQLITE_ROW)
+        newest = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    /* Without a filter every entry matches, so the limit bounds the work; with one, the
+     * window does. */
+    sqlite3_int64 upto = filtered && (sqlite3_int64)after + TDM_AUDIT_SCAN_MAX < newest
+                             ? (sqlite3_int64)after + TDM_AUDIT_SCAN_MAX
+                             : newest;
+    rc = tdm__db_prepare(db,
+                         "SELECT seq, at, actor, event, subject, data, prev_hash, hash FROM "
+                         "audit WHERE seq > ?1 AND seq <= ?2 AND (?3 IS NULL OR event = ?3) AND "
+                         "(?4 IS NULL OR actor = ?4) AND (?5 IS NULL OR subject = ?5) AND (?6 IS "
+                         "NULL OR substr(subject, 1, ?7) = ?6) ORDER BY seq LIMIT ?8",
+                         &st, err);
     if (rc != 0)
         return rc;
     sqlite3_bind_int64(st, 1, (sqlite3_int64)after);
-    sqlite3_bind_int64(st, 2, (sqlite3_int64)limit);
+    sqlite3_bind_int64(st, 2, upto);
+    if (filter->event != NULL)
+        sqlite3_bind_text(st, 3, filter->event, -1, SQLITE_STATIC);
+    if (filter->actor != NULL)
+        sqlite3_bind_text(st, 4, filter->actor, -1, SQLITE_STATIC);
+    if (subject != NULL)
+        sqlite3_bind_text(st, 5, subject, -1, SQLITE_STATIC);
+    if (prefix != NULL)
+        sqlite3_bind_text(st, 6, prefix, (int)prefix_len, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 7, (sqlite3_int64)prefix_len);
+    sqlite3_bind_int64(st, 8, (sqlite3_int64)limit);
     json_t *entries = json_array();
     uint64_t last = after;
+    size_t n = 0;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         char at[32];
         tdm__format_time(sqlite3_column_int64(st, 1), at, sizeof at);
         json_t *data = json_loads(col_text(st, 5), 0, NULL);
         last = (uint64_t)sqlite3_column_int64(st, 0);
+        n++;
         json_array_append_new(
             entries, json_pack("{s:I, s:s, s:s, s:s, s:s, s:o, s:s, s:s}", "seq", (json_int_t)last,
                                "at", at, "actor", col_text(st, 2), "event", col_text(st, 3),
@@ -202,6 +241,10 @@ int tdm__audit_list(sqlite3 *db, uint64_t after, size_t limit, json_t **out, tdm
         json_decref(entries);
         return tdm__db_error(db, rc, err, "reading the audit trail");
     }
-    *out = json_pack("{s:o, s:I}", "entries", entries, "next", (json_int_t)last);
+    /* Fewer than asked: everything up to the window's end was looked at. */
+    if (n < limit && (uint64_t)upto > last)
+        last = (uint64_t)upto;
+    *out = json_pack("{s:o, s:I, s:b}", "entries", entries, "next", (json_int_t)last, "end",
+                     (sqlite3_int64)last >= newest);
     return 0;
 }

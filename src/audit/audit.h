@@ -44,7 +44,9 @@ int tdm__audit_append(tdm__stmt_cache *c, tdm__audit_tail *tail, int64_t at, con
 /* Recomputes the whole chain (see tdm_engine_audit_verify()). */
 int tdm__audit_verify(sqlite3 *db, tdm_audit_check *out, tdm_error *err);
 
-/* {"entries": [...], "next": SEQ} for entries after `after`. */
-int tdm__audit_list(sqlite3 *db, uint64_t after, size_t limit, json_t **out, tdm_error *err);
+/* {"entries": [...], "next": SEQ, "end": bool} for entries after `after` that match `filter`
+ * (may be NULL): see tdm_engine_audit_filtered(). */
+int tdm__audit_list(sqlite3 *db, uint64_t after, size_t limit, const tdm_audit_filter *filter,
+                    json_t **out, tdm_error *err);
 
 #endif /* TDM_AUDIT_AUDIT_H */

@@ -624,6 +624,52 @@ static void put_apply(tdm__tx *tx, void *arg)
         c->ps = NULL; /* the registry owns it now */
 }
 
+/*
+ * The index behind "related items" (the process's related_by key): a partial index over the
+ * process's items that carry the key, so that items without it cost intake nothing. Made,
+ * changed or dropped to match the process file; its SQL is compared with what is stored so
+ * that an unchanged key rebuilds nothing. tdm__related_sql() writes the expression both the
+ * index and its query use (they must match for the planner to pick the index).
+ */
+void tdm__related_sql(const char *process, const char *key, char *index_name, size_t name_cap,
+                      char *expr, size_t expr_cap)
+{
+    snprintf(index_name, name_cap, "related:%s", process);
+    snprintf(expr, expr_cap, "json_extract(fields, '$.\"%s\"')", key != NULL ? key : "");
+}
+
+static int related_index(tdm__tx *tx, const tdm_process *p, tdm_error *err)
+{
+    const char *name = tdm_process_name(p), *key = tdm_process_related_by(p);
+    char index[96], expr[128], want[512] = "";
+    tdm__related_sql(name, key, index, sizeof index, expr, sizeof expr);
+    /* Process names and keys are restricted to characters that need no quoting here. */
+    if (key != NULL)
+        snprintf(want, sizeof want,
+                 "CREATE INDEX \"%s\" ON items (%s, received_at) WHERE process = '%s' AND %s "
+                 "IS NOT NULL",
+                 index, expr, name, expr);
+    sqlite3_stmt *st =
+        tdm__stmt(tx->stmts, "SELECT sql FROM sqlite_schema WHERE type = 'index' AND name = ?", err);
+    if (st == NULL)
+        return err->code;
+    sqlite3_bind_text(st, 1, index, -1, SQLITE_STATIC);
+    const char *have = sqlite3_step(st) == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0)
+                                                      : NULL;
+    int same = have != NULL ? strcmp(have, want) == 0 : want[0] == '\0';
+    int exists = have != NULL;
+    sqlite3_reset(st);
+    if (same)
+        return 0;
+    char drop[128];
+    snprintf(drop, sizeof drop, "DROP INDEX \"%s\"", index);
+    if (exists && sqlite3_exec(tx->db, drop, NULL, NULL, NULL) != SQLITE_OK)
+        return tdm__db_error(tx->db, sqlite3_errcode(tx->db), err, "dropping the related index");
+    if (want[0] != '\0' && sqlite3_exec(tx->db, want, NULL, NULL, NULL) != SQLITE_OK)
+        return tdm__db_error(tx->db, sqlite3_errcode(tx->db), err, "indexing related items");
+    return 0;
+}
+
 static int put_run(tdm__tx *tx, tdm__job *job, tdm_error *err)
 {
     put_ctx *c = job->ctx;
@@ -650,6 +696,9 @@ static int put_run(tdm__tx *tx, tdm__job *job, tdm_error *err)
         return tdm__db_error(tx->db, sqlite3_errcode(tx->db), err, "storing the process");
     ps->version = version;
     c->version = version;
+    int rc = related_index(tx, ps->p, err);
+    if (rc != 0)
+        return rc;
 
     json_t *changed = json_array();
     for (size_t i = 0; i < ps->n_steps; i++) {
@@ -725,7 +774,7 @@ static int put_run(tdm__tx *tx, tdm__job *job, tdm_error *err)
     json_t *steps = json_array();
     for (size_t i = 0; i < ps->n_steps; i++)
         json_array_append_new(steps, json_string(tdm_process_step(p, i)->id));
-    int rc = tdm__tx_audit(tx, c->actor, "process.applied", name,
+    rc = tdm__tx_audit(tx, c->actor, "process.applied", name,
                            json_pack("{s:I, s:s, s:o, s:o, s:o}", "version", (json_int_t)version,
                                      "owner", tdm_process_owner(p), "kpis", kpis, "steps", steps,
                                      "changed_steps", changed),

@@ -44,6 +44,9 @@
 /* New human-checked decisions for a step before its threshold is recomputed. */
 #define TDM__RECOMPUTE_EVERY 25
 
+/* The AI's next most likely values kept on a task beside its proposal. */
+#define TDM__ALTERNATIVES 4
+
 typedef struct step_model {
     int refs; /* under engine->lock */
     pthread_rwlock_t lock;
@@ -266,6 +269,23 @@ int tdm__intake_parse(const char *body, size_t len, int jsonl,
                       tdm_error *err);
 
 /* "model:PROCESS/STEP@vN" into buf. */
+/* The values a person may give for a step: its labels, else its model's (tasks.c). */
+json_t *tdm__step_choices(tdm_engine *e, proc_state *ps, size_t step);
+
+/* The name of a process's related-items index and the expression it indexes (engine.c). */
+void tdm__related_sql(const char *process, const char *key, char *index_name, size_t name_cap,
+                      char *expr, size_t expr_cap);
+
 void tdm__model_by(const char *process, const char *step, uint64_t version, char *buf, size_t cap);
+
+/* ---- the registry (governance.c) ---------------------------------------------------------- */
+
+/*
+ * The registry's entry for step `i` of a process, as GET /v1/registry lists it (its counts,
+ * audited error and bound, threshold and pause state), read with the caller's connection —
+ * inside the caller's read transaction when it has one. *out is yours (json_decref). Also
+ * the dashboard's source for its steps (dashboard.c).
+ */
+int tdm__registry_entry(sqlite3 *db, proc_state *ps, size_t i, json_t **out, tdm_error *err);
 
 #endif /* TDM_CORE_ENGINE_INT_H */

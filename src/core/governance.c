@@ -243,6 +243,17 @@ static json_t *registry_entry(proc_state *ps, size_t i, const step_numbers *n)
                      paused, "pause_reason", reason);
 }
 
+int tdm__registry_entry(sqlite3 *db, proc_state *ps, size_t i, json_t **out, tdm_error *err)
+{
+    *out = NULL;
+    step_numbers num;
+    int rc = read_numbers(db, tdm_process_name(ps->p), tdm_process_step(ps->p, i)->id, &num, err);
+    if (rc != 0)
+        return rc;
+    *out = registry_entry(ps, i, &num);
+    return *out != NULL ? 0 : tdm__error_code(err, TDM_ENOMEM);
+}
+
 int tdm_engine_registry(tdm_engine *e, char **json, tdm_error *err)
 {
     tdm__error_clear(err);
@@ -260,10 +271,10 @@ int tdm_engine_registry(tdm_engine *e, char **json, tdm_error *err)
             const tdm_step_info *si = tdm_process_step(refs[i]->p, s);
             if (si->allocation == TDM_ALLOC_HUMAN)
                 continue; /* not an AI use case */
-            step_numbers num;
-            rc = read_numbers(db, tdm_process_name(refs[i]->p), si->id, &num, err);
+            json_t *entry;
+            rc = tdm__registry_entry(db, refs[i], s, &entry, err);
             if (rc == 0)
-                json_array_append_new(list, registry_entry(refs[i], s, &num));
+                json_array_append_new(list, entry);
         }
     }
     if (db != NULL)

@@ -106,16 +106,21 @@ int tdm__write_task(tdm__tx *tx, const char *id, const char *item_id, int64_t it
                                  "INSERT INTO tasks (id, item_id, item_version, process, step, "
                                  "queue, state, priority, due_at, proposal, proposal_confidence, "
                                  "model_version, why, sample_rate, reasons, created_at, "
-                                 "updated_at, rule) VALUES (?, ?, ?, ?, ?, ?, 'open', ?, ?, ?, ?, "
-                                 "?, ?, ?, ?, ?, ?, ?)",
+                                 "updated_at, rule, alternatives) VALUES (?, ?, ?, ?, ?, ?, "
+                                 "'open', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                                  err);
     if (st == NULL)
         return err->code;
-    char *ptext, *rtext;
+    char *ptext, *rtext, *atext;
     if (bind_json(st, 9, r->proposal, &ptext) != 0)
         return tdm__error_code(err, TDM_ENOMEM);
     if (bind_json(st, 14, r->reasons, &rtext) != 0) {
         free(ptext);
+        return tdm__error_code(err, TDM_ENOMEM);
+    }
+    if (bind_json(st, 18, r->alternatives, &atext) != 0) {
+        free(ptext);
+        free(rtext);
         return tdm__error_code(err, TDM_ENOMEM);
     }
     int64_t due = tx->now + (int64_t)(info->sla_minutes * 60000.0);
@@ -142,6 +147,7 @@ int tdm__write_task(tdm__tx *tx, const char *id, const char *item_id, int64_t it
     sqlite3_reset(st);
     free(ptext);
     free(rtext);
+    free(atext);
     if (rc != SQLITE_DONE)
         return tdm__db_error(tx->db, rc, err, "storing a task");
     json_t *data =

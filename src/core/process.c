@@ -103,6 +103,7 @@ struct tdm_process {
     const char *name;
     const char *owner;
     const char *description;
+    const char *related_by; /* the item field that relates items (the same customer), or NULL */
     size_t n_kpis;
     const char **kpis;
     const char **kpi_targets;
@@ -912,9 +913,9 @@ static int duplicate_in(vctx *v, const ynode *seq, const char *const *s, size_t 
 
 /* ---- the schema --------------------------------------------------------------------------- */
 
-static const char *const top_keys[] = {"process", "description", "owner",
-                                       "kpis",    "baseline",    "steps"};
-enum { K_PROCESS, K_DESCRIPTION, K_OWNER, K_KPIS, K_BASELINE, K_STEPS };
+static const char *const top_keys[] = {"process", "description", "owner", "kpis",
+                                       "baseline", "steps",       "related_by"};
+enum { K_PROCESS, K_DESCRIPTION, K_OWNER, K_KPIS, K_BASELINE, K_STEPS, K_RELATED_BY };
 
 static const char *const kpi_keys[] = {"name", "target"};
 enum { KK_NAME, KK_TARGET };
@@ -1250,6 +1251,29 @@ static int read_output(vctx *v, const ynode *map, tdm_step_info *s, const ynode 
         return rc;
     }
     return 0;
+}
+
+/* related_by: an item field name, 1 to 64 ASCII letters, digits, '_' and '-'. */
+static int read_related_by(vctx *v, const ynode *n)
+{
+    const char *f;
+    size_t len;
+    int rc = get_text(v, n, 1024, "customer_id", &f, &len);
+    if (rc)
+        return rc;
+    int ok = len > 0 && len <= MAX_NAME;
+    for (size_t i = 0; ok && i < len; i++)
+        ok = (f[i] >= 'a' && f[i] <= 'z') || (f[i] >= 'A' && f[i] <= 'Z') ||
+             (f[i] >= '0' && f[i] <= '9') || f[i] == '_' || f[i] == '-';
+    if (!ok) {
+        char b[80];
+        return verr(v, n,
+                    "%s is not an item field name (use 1 to 64 ASCII letters, digits, '_' and "
+                    "'-', like customer_id)",
+                    show(f, len, b, sizeof b));
+    }
+    v->p->related_by = arena_strndup(v->p, f, len);
+    return v->p->related_by ? 0 : oom(v);
 }
 
 static int read_queue(vctx *v, const ynode *n, const char **out)
@@ -1703,6 +1727,9 @@ static int read_process(vctx *v, const ynode *root)
         case K_STEPS:
             rc = read_steps(v, n);
             break;
+        case K_RELATED_BY:
+            rc = read_related_by(v, n);
+            break;
         }
         if (rc)
             return rc;
@@ -1860,6 +1887,11 @@ const char *tdm_process_name(const tdm_process *p)
 const char *tdm_process_owner(const tdm_process *p)
 {
     return p->owner;
+}
+
+const char *tdm_process_related_by(const tdm_process *p)
+{
+    return p->related_by;
 }
 
 const char *tdm_process_description(const tdm_process *p)

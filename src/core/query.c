@@ -33,6 +33,52 @@ static json_t *opt_text(sqlite3_stmt *st, int i)
     return text(st, i) ? json_string(text(st, i)) : json_null();
 }
 
+/*
+ * Adds to each decision of an item what a decision page shows: the feedback given on it and
+ * the values a correction may take ("choices", empty when any value goes).
+ */
+static int decision_context(tdm_engine *e, sqlite3 *db, const char *process, json_t *decisions,
+                            tdm_error *err)
+{
+    proc_state *ps = NULL;
+    if (tdm__proc_get(e, process, &ps, NULL) != 0)
+        ps = NULL; /* the process is gone: no choices to offer */
+    sqlite3_stmt *st = NULL;
+    int rc = tdm__db_prepare(db,
+                             "SELECT verdict, actor, created_at, correction, comment FROM "
+                             "feedback WHERE decision_id = ? ORDER BY created_at, id",
+                             &st, err);
+    size_t i;
+    json_t *d;
+    json_array_foreach(decisions, i, d)
+    {
+        if (rc != 0)
+            break;
+        json_t *list = json_array();
+        sqlite3_bind_text(st, 1, json_string_value(json_object_get(d, "id")), -1, SQLITE_STATIC);
+        int step;
+        while ((step = sqlite3_step(st)) == SQLITE_ROW)
+            json_array_append_new(
+                list, json_pack("{s:s, s:s, s:o, s:o, s:o}", "verdict", text(st, 0), "by",
+                                text(st, 1), "at", tdm__json_time(sqlite3_column_int64(st, 2)),
+                                "correction", json_or_null(text(st, 3)), "comment",
+                                opt_text(st, 4)));
+        if (step != SQLITE_DONE)
+            rc = tdm__db_error(db, step, err, "reading feedback");
+        sqlite3_reset(st);
+        json_object_set_new(d, "feedback", list);
+        size_t k;
+        json_t *choices = NULL;
+        if (ps != NULL &&
+            tdm_process_step_index(ps->p, json_string_value(json_object_get(d, "step")), &k) == 0)
+            choices = tdm__step_choices(e, ps, k);
+        json_object_set_new(d, "choices", choices != NULL ? choices : json_array());
+    }
+    sqlite3_finalize(st);
+    tdm__proc_put(e, ps);
+    return rc;
+}
+
 int tdm_engine_get_item(tdm_engine *e, const char *id, char **json, tdm_error *err)
 {
     tdm__error_clear(err);
@@ -87,6 +133,9 @@ int tdm_engine_get_item(tdm_engine *e, const char *id, char **json, tdm_error *e
             }
             sqlite3_finalize(st);
         }
+        if (rc == 0)
+            rc = decision_context(e, db, json_string_value(json_object_get(item, "process")),
+                                  decisions, err);
         json_object_set_new(item, "decisions", decisions);
     }
     if (rc == 0) {
@@ -128,6 +177,12 @@ int tdm_engine_get_item(tdm_engine *e, const char *id, char **json, tdm_error *e
 
 int tdm_engine_audit(tdm_engine *e, uint64_t after, size_t limit, char **json, tdm_error *err)
 {
+    return tdm_engine_audit_filtered(e, after, limit, NULL, json, err);
+}
+
+int tdm_engine_audit_filtered(tdm_engine *e, uint64_t after, size_t limit,
+                              const tdm_audit_filter *filter, char **json, tdm_error *err)
+{
     tdm__error_clear(err);
     if (e == NULL || json == NULL)
         return tdm__error(err, TDM_EINVAL, "tdm_engine_audit: missing argument");
@@ -139,7 +194,7 @@ int tdm_engine_audit(tdm_engine *e, uint64_t after, size_t limit, char **json, t
     if (rc != 0)
         return rc;
     json_t *out = NULL;
-    rc = tdm__audit_list(db, after, limit, &out, err);
+    rc = tdm__audit_list(db, after, limit, filter, &out, err);
     tdm__reader_put(e, db);
     if (rc != 0)
         return rc;

@@ -41,7 +41,7 @@
     "t.due_at, t.claimed_by, t.lease_until, t.completed_by, t.action, t.proposal, "                \
     "t.proposal_confidence, t.model_version, t.why, t.rule, t.reasons, t.created_at, "             \
     "t.updated_at, i.fields, i.version, t.first_by, t.first_action, t.first_value, "               \
-    "t.first_comment"
+    "t.first_comment, t.alternatives"
 
 static const char *text(sqlite3_stmt *st, int i)
 {
@@ -76,6 +76,8 @@ static json_t *task_json(sqlite3_stmt *st, int64_t now)
         sqlite3_column_int(st, 7), "due_at", tdm__json_time(sqlite3_column_int64(st, 8)),
         "created_at", tdm__json_time(sqlite3_column_int64(st, 19)), "why", text(st, 16), "proposal",
         proposal, "reasons", json_or_null(text(st, 18)), "item", json_or_null(text(st, 21)));
+    json_object_set_new(t, "alternatives", text(st, 27) != NULL ? json_or_null(text(st, 27))
+                                                                : json_array());
     if (text(st, 17) != NULL)
         json_object_set_new(t, "rule", json_string(text(st, 17)));
     if (claimed) {
@@ -367,6 +369,225 @@ int tdm_engine_claim_task(tdm_engine *e, const char *task_id, const char *actor,
     if (rc != 0)
         return rc;
     return answer_task(e, task_id, NULL, json, err);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* The workspace: one task with what a person needs beside it, and the next task              */
+/* ------------------------------------------------------------------------------------------ */
+
+/* Binds a JSON scalar (string, integer or real) as SQL would store it; 0, or -1 for others. */
+static int bind_scalar(sqlite3_stmt *st, int i, json_t *v)
+{
+    if (json_is_string(v))
+        return sqlite3_bind_text(st, i, json_string_value(v), -1, SQLITE_STATIC) == SQLITE_OK ? 0
+                                                                                              : -1;
+    if (json_is_integer(v))
+        return sqlite3_bind_int64(st, i, json_integer_value(v)) == SQLITE_OK ? 0 : -1;
+    if (json_is_real(v))
+        return sqlite3_bind_double(st, i, json_real_value(v)) == SQLITE_OK ? 0 : -1;
+    return -1;
+}
+
+/*
+ * The decisions on other items of the process that share the item's related_by value (the
+ * same customer), newest first, at most 10; JSON null when the process names no key or the
+ * item has no value for it. Uses the partial index made when the process was applied.
+ */
+static json_t *related_json(sqlite3 *db, const tdm_process *p, const char *item_id, json_t *item,
+                            tdm_error *err, int *rc)
+{
+    const char *key = tdm_process_related_by(p);
+    json_t *value = key != NULL ? json_object_get(item, key) : NULL;
+    *rc = 0;
+    if (value == NULL || !(json_is_string(value) || json_is_number(value)))
+        return json_null();
+    char index[96], expr[128], sql[1024];
+    tdm__related_sql(tdm_process_name(p), key, index, sizeof index, expr, sizeof expr);
+    snprintf(sql, sizeof sql,
+             "SELECT d.item_id, d.id, d.value, d.by, d.created_at, d.step FROM items i "
+             "JOIN decisions d ON d.item_id = i.id WHERE i.process = '%s' AND %s IS NOT NULL "
+             "AND %s = ?1 AND i.id <> ?2 ORDER BY d.created_at DESC, d.seq DESC LIMIT 10",
+             tdm_process_name(p), expr, expr);
+    sqlite3_stmt *st;
+    if ((*rc = tdm__db_prepare(db, sql, &st, err)) != 0)
+        return NULL;
+    json_t *list = json_array();
+    if (bind_scalar(st, 1, value) == 0 &&
+        sqlite3_bind_text(st, 2, item_id, -1, SQLITE_STATIC) == SQLITE_OK) {
+        int step;
+        while ((step = sqlite3_step(st)) == SQLITE_ROW)
+            json_array_append_new(
+                list, json_pack("{s:s, s:s, s:s, s:o, s:s, s:o}", "item_id", text(st, 0),
+                                "decision_id", text(st, 1), "step", text(st, 5), "value",
+                                json_or_null(text(st, 2)), "by", text(st, 3), "at",
+                                tdm__json_time(sqlite3_column_int64(st, 4))));
+        if (step != SQLITE_DONE)
+            *rc = tdm__db_error(db, step, err, "reading related items");
+    }
+    sqlite3_finalize(st);
+    if (*rc != 0) {
+        json_decref(list);
+        return NULL;
+    }
+    return json_pack("{s:s, s:O, s:o}", "key", key, "value", value, "decisions", list);
+}
+
+json_t *tdm__step_choices(tdm_engine *e, proc_state *ps, size_t step)
+{
+    const tdm_step_info *info = tdm_process_step(ps->p, step);
+    json_t *choices = json_array();
+    if (info->n_labels > 0) {
+        for (size_t i = 0; i < info->n_labels; i++)
+            json_array_append_new(choices, json_string(info->labels[i]));
+        return choices;
+    }
+    step_model *sm = ps->steps[step];
+    tdm_error ignored = {0};
+    if (info->allocation == TDM_ALLOC_HUMAN || tdm__model_ensure(e, sm, &ignored) != 0)
+        return choices; /* no model: any value goes */
+    pthread_rwlock_rdlock(&sm->lock);
+    if (sm->model != NULL)
+        for (size_t i = 0; i < tdm_model_label_count(sm->model); i++)
+            json_array_append_new(choices, json_string(tdm_model_label(sm->model, i)));
+    pthread_rwlock_unlock(&sm->lock);
+    return choices;
+}
+
+/*
+ * Adds to a task's JSON what the workspace shows beside it: the values a correction may take
+ * (choices), the fields the model reads (inputs) and the decisions on related items. The
+ * reader `db` is the caller's.
+ */
+static int task_context(tdm_engine *e, sqlite3 *db, json_t *t, tdm_error *err)
+{
+    proc_state *ps = NULL;
+    size_t step;
+    const char *process = json_string_value(json_object_get(t, "process"));
+    if (tdm__proc_get(e, process, &ps, err) != 0 ||
+        tdm_process_step_index(ps->p, json_string_value(json_object_get(t, "step")), &step) != 0) {
+        /* The process or the step is gone: the task is still shown, without context. */
+        tdm__proc_put(e, ps);
+        tdm__error_clear(err);
+        json_object_set_new(t, "choices", json_array());
+        json_object_set_new(t, "inputs", json_array());
+        json_object_set_new(t, "related", json_null());
+        return 0;
+    }
+    const tdm_step_info *info = tdm_process_step(ps->p, step);
+    json_t *inputs = json_array();
+    for (size_t i = 0; i < info->n_inputs; i++)
+        json_array_append_new(inputs, json_pack("{s:s, s:s}", "name", info->inputs[i].name, "kind",
+                                                tdm_field_kind_name(info->inputs[i].kind)));
+    json_object_set_new(t, "choices", tdm__step_choices(e, ps, step));
+    json_object_set_new(t, "inputs", inputs);
+    int rc;
+    json_t *related = related_json(db, ps->p, json_string_value(json_object_get(t, "item_id")),
+                                   json_object_get(t, "item"), err, &rc);
+    tdm__proc_put(e, ps);
+    if (rc != 0)
+        return rc;
+    json_object_set_new(t, "related", related);
+    return 0;
+}
+
+/* Reads a task with its context; *json stays NULL when it does not exist (rc 0). */
+static int read_task_in_context(tdm_engine *e, const char *id, json_t **out, tdm_error *err)
+{
+    sqlite3 *db;
+    *out = NULL;
+    int rc = tdm__reader_get(e, &db, err);
+    if (rc != 0)
+        return rc;
+    json_t *t = read_task(db, id, err, &rc);
+    if (rc == 0 && t != NULL && (rc = task_context(e, db, t, err)) != 0) {
+        json_decref(t);
+        t = NULL;
+    }
+    tdm__reader_put(e, db);
+    *out = t;
+    return rc;
+}
+
+int tdm_engine_get_task(tdm_engine *e, const char *task_id, char **json, tdm_error *err)
+{
+    tdm__error_clear(err);
+    if (e == NULL || task_id == NULL || json == NULL)
+        return tdm__error(err, TDM_EINVAL, "tdm_engine_get_task: missing argument");
+    json_t *t;
+    int rc = read_task_in_context(e, task_id, &t, err);
+    if (rc != 0)
+        return rc;
+    if (t == NULL)
+        return tdm__error_field(err, TDM_ENOTFOUND, "task", "no task \"%s\"", task_id);
+    return tdm__answer(t, json, NULL, err);
+}
+
+typedef struct next_ctx {
+    claim_ctx claim;
+    const char *queue;
+    char id[64]; /* the task given, or "" */
+} next_ctx;
+
+/*
+ * Picks the caller's own claimed task in the queue if they have one (a reload gives it back),
+ * else the first open one in queue order, and claims it (renewing the lease of an own one).
+ */
+static int next_run(tdm__tx *tx, tdm__job *job, tdm_error *err)
+{
+    next_ctx *c = job->ctx;
+    static const char *const picks[] = {
+        "SELECT id FROM tasks WHERE queue = ?1 AND state = 'claimed' AND claimed_by = ?3 AND "
+        "lease_until >= ?2 ORDER BY priority DESC, due_at, created_at LIMIT 1",
+        "SELECT id FROM tasks WHERE queue = ?1 AND state IN ('open', 'claimed') AND (state = "
+        "'open' OR lease_until < ?2) AND ?3 = ?3 ORDER BY priority DESC, due_at, created_at "
+        "LIMIT 1",
+    };
+    c->id[0] = '\0';
+    for (size_t i = 0; i < 2 && c->id[0] == '\0'; i++) {
+        sqlite3_stmt *st = tdm__stmt(tx->stmts, picks[i], err);
+        if (st == NULL)
+            return err->code;
+        sqlite3_bind_text(st, 1, c->queue, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, tx->now);
+        sqlite3_bind_text(st, 3, c->claim.actor, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW)
+            snprintf(c->id, sizeof c->id, "%s", text(st, 0));
+        sqlite3_reset(st);
+    }
+    if (c->id[0] == '\0')
+        return 0;
+    c->claim.id = c->id;
+    tdm__job claim = {0};
+    claim.ctx = &c->claim;
+    return claim_run(tx, &claim, err);
+}
+
+int tdm_engine_next_task(tdm_engine *e, const char *queue, const char *actor,
+                         unsigned lease_seconds, char **json, tdm_error *err)
+{
+    tdm__error_clear(err);
+    if (e == NULL || queue == NULL || json == NULL)
+        return tdm__error(err, TDM_EINVAL, "tdm_engine_next_task: missing argument");
+    *json = NULL;
+    if (lease_seconds == 0)
+        lease_seconds = 300;
+    if (lease_seconds > 86400)
+        return tdm__error_field(err, TDM_EINVAL, "lease_seconds",
+                                "lease_seconds %u is out of range (1 to 86400)", lease_seconds);
+    next_ctx c = {{NULL, actor ? actor : "api", lease_seconds}, queue, ""};
+    tdm__job job = {0};
+    job.run = next_run;
+    job.ctx = &c;
+    int rc = tdm__writer_run(e->writer, &job, err);
+    if (rc != 0 || c.id[0] == '\0')
+        return rc;
+    json_t *t;
+    rc = read_task_in_context(e, c.id, &t, err);
+    if (rc != 0)
+        return rc;
+    if (t == NULL)
+        return tdm__error_field(err, TDM_ENOTFOUND, "task", "no task \"%s\"", c.id);
+    return tdm__answer(t, json, NULL, err);
 }
 
 /* ------------------------------------------------------------------------------------------ */

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "http/assets.h"
 #include "http/http_int.h"
 #include "http/routes.h"
 #include "tandem/engine.h"
@@ -396,9 +397,23 @@ void tdm__http_h_audit(tdm__http_request *req, tdm__http_response *res)
     if (query_number(req, "after", 0, 0, UINT64_MAX, &after, res) != 0 ||
         query_number(req, "limit", 100, 1, 1000, &limit, res) != 0)
         return;
+    tdm_audit_filter f;
+    const char *names[3] = {"event", "actor", "subject"};
+    const char **values[3] = {&f.event, &f.actor, &f.subject};
+    for (size_t i = 0; i < 3; i++) {
+        if (tdm__http_query(req, names[i], values[i], res) != 0)
+            return;
+        if (*values[i] != NULL && strlen(*values[i]) > TDM__HTTP_NAME_MAX) {
+            tdm__http_error(res, 400, "bad_request", names[i],
+                            "query parameter %s: at most %d bytes", names[i], TDM__HTTP_NAME_MAX);
+            return;
+        }
+        if (*values[i] != NULL && (*values[i])[0] == '\0')
+            *values[i] = NULL; /* an empty filter field in a form: no filter */
+    }
     char *json = NULL;
     tdm_error err = {0};
-    int rc = tdm_engine_audit(req->engine, after, (size_t)limit, &json, &err);
+    int rc = tdm_engine_audit_filtered(req->engine, after, (size_t)limit, &f, &json, &err);
     engine_answer(res, rc, json, &err);
 }
 
@@ -572,6 +587,113 @@ void tdm__http_h_registry(tdm__http_request *req, tdm__http_response *res)
     engine_answer(res, rc, json, &err);
 }
 
+/* ---- the workspace ----------------------------------------------------------------------- */
+
+/* GET /v1/me: who the token is, so that the workspace shows what the role allows. */
+void tdm__http_h_me(tdm__http_request *req, tdm__http_response *res)
+{
+    const tdm_principal *p = req->principal;
+    json_t *scope = json_array();
+    for (size_t i = 0; i < p->n_scope; i++)
+        json_array_append_new(scope, safe_string(p->scope[i]));
+    answer_json(res, 200,
+                json_pack("{s:s, s:o, s:s, s:o}", "id", p->id, "name", safe_string(p->name), "role",
+                          tdm_role_name(p->role), "scope", scope));
+}
+
+void tdm__http_h_queues(tdm__http_request *req, tdm__http_response *res)
+{
+    char *json = NULL;
+    tdm_error err = {0};
+    int rc = tdm_engine_queues(req->engine, req->principal, &json, NULL, &err);
+    engine_answer(res, rc, json, &err);
+}
+
+void tdm__http_h_get_task(tdm__http_request *req, tdm__http_response *res)
+{
+    char *json = NULL;
+    tdm_error err = {0};
+    int rc = tdm_engine_get_task(req->engine, req->params[0], &json, &err);
+    engine_answer(res, rc, json, &err);
+}
+
+/* 1 when `queue` is among those the principal's inbox shows (an owner's processes' queues). */
+static int queue_visible(tdm__http_request *req, const char *queue, tdm__http_response *res)
+{
+    char *json = NULL;
+    tdm_error err = {0};
+    int rc = tdm_engine_queues(req->engine, req->principal, &json, NULL, &err);
+    if (rc != 0) {
+        tdm__http_engine_error(res, rc, &err);
+        return -1;
+    }
+    json_t *o = json_loads(json, 0, NULL);
+    tdm_free(json);
+    int found = 0;
+    size_t i;
+    json_t *q;
+    json_array_foreach(json_object_get(o, "queues"), i, q) found |=
+        strcmp(json_string_value(json_object_get(q, "queue")), queue) == 0;
+    json_decref(o);
+    return found;
+}
+
+/* POST /v1/queues/{queue}/next: claims the caller's next task; 204 when there is none. */
+void tdm__http_h_next(tdm__http_request *req, tdm__http_response *res)
+{
+    unsigned lease;
+    if (claim_body(req, &lease, res) != 0)
+        return;
+    if (req->principal->role == TDM_ROLE_OWNER) {
+        int visible = queue_visible(req, req->params[0], res);
+        if (visible < 0)
+            return;
+        if (!visible) {
+            tdm__http_error(res, 403, "forbidden", "",
+                            "token \"%s\" (owner) may not work queue \"%.200s\": no process in "
+                            "its scope sends tasks there",
+                            req->principal->name, req->params[0]);
+            return;
+        }
+    }
+    char *json = NULL;
+    tdm_error err = {0};
+    int rc = tdm_engine_next_task(req->engine, req->params[0], req->actor, lease, &json, &err);
+    if (rc == 0 && json == NULL) {
+        res->status = 204;
+        res->content_type = NULL;
+        res->body = NULL;
+        res->len = 0;
+        res->free_body = NULL;
+        return;
+    }
+    engine_answer(res, rc, json, &err);
+}
+
+/* GET / and GET /ui/{file}: the workspace's embedded files (cmake/embed.cmake). */
+void tdm__http_h_asset(tdm__http_request *req, tdm__http_response *res)
+{
+    const char *name = req->params[0] != NULL ? req->params[0] : "index.html";
+    for (const tdm__asset *a = tdm__assets; a->name != NULL; a++) {
+        if (strcmp(a->name, name) != 0)
+            continue;
+        res->status = 200;
+        res->content_type = a->type;
+        res->body = (char *)a->data;
+        res->len = a->len;
+        res->free_body = NULL;
+        res->page = 1;
+        res->etag = a->etag;
+        const char *inm = tdm__http_header(req, "If-None-Match");
+        if (inm != NULL && strstr(inm, a->etag) != NULL) {
+            res->status = 304;
+            res->len = 0;
+        }
+        return;
+    }
+    tdm__http_error(res, 404, "not_found", "file", "no file \"%.200s\" in the workspace", name);
+}
+
 /* ---- tokens ------------------------------------------------------------------------------ */
 
 void tdm__http_h_list_tokens(tdm__http_request *req, tdm__http_response *res)
@@ -733,5 +855,30 @@ void tdm__http_h_fairness(tdm__http_request *req, tdm__http_response *res)
     tdm_error err = {0};
     int rc =
         tdm_engine_fairness(req->engine, req->params[0], step, group, bins, n_bins, &json, &err);
+    engine_answer(res, rc, json, &err);
+}
+
+/* ---- the owner dashboard ----------------------------------------------------------------- */
+
+void tdm__http_h_dashboard(tdm__http_request *req, tdm__http_response *res)
+{
+    const char *bucket;
+    uint64_t points;
+    if (tdm__http_query(req, "bucket", &bucket, res) != 0)
+        return;
+    if (bucket != NULL && strcmp(bucket, "minute") != 0 && strcmp(bucket, "hour") != 0 &&
+        strcmp(bucket, "day") != 0) {
+        tdm__http_error(res, 400, "bad_request", "bucket",
+                        "query parameter bucket: expected minute, hour or day, got \"%.64s\"",
+                        bucket);
+        return;
+    }
+    if (query_number(req, "points", TDM_DASHBOARD_DEFAULT_POINTS, 1, TDM_DASHBOARD_MAX_POINTS,
+                     &points, res) != 0)
+        return;
+    char *json = NULL;
+    tdm_error err = {0};
+    int rc = tdm_engine_dashboard(req->engine, req->params[0], bucket, (unsigned)points, &json,
+                                  &err);
     engine_answer(res, rc, json, &err);
 }

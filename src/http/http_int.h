@@ -149,7 +149,12 @@ struct tdm__http_response {
     const char *allow;
     const char *challenge;
     unsigned retry_after; /* seconds, for 429 answers; 0: no Retry-After header */
+    int page;             /* a workspace file: the page's CSP, revalidated caching */
+    const char *etag;     /* its ETag, or NULL */
 };
+
+/* The value of request header `name`, or NULL. */
+const char *tdm__http_header(tdm__http_request *req, const char *name);
 
 #define TDM__HTTP_NAME_MAX 200 /* bytes in a decoded path parameter */
 

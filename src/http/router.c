@@ -69,6 +69,37 @@ enum {
 };
 
 static const route routes[] = {
+    /* The workspace's page and files: public, like any login page; the data behind them is
+     * not. "/" is matched by name in tdm__http_begin (it has no segments). */
+    {"/",
+     {NULL},
+     "GET, HEAD",
+     {{TDM__HTTP_GET, TDM__BODY_NONE, tdm__http_h_asset, 0, ACCESS_PUBLIC}}},
+    {"/ui/{file}",
+     {"ui", "{file}"},
+     "GET, HEAD",
+     {{TDM__HTTP_GET, TDM__BODY_NONE, tdm__http_h_asset, 0, ACCESS_PUBLIC}}},
+    {"/v1/me",
+     {"v1", "me"},
+     "GET, HEAD",
+     {{TDM__HTTP_GET, TDM__BODY_NONE, tdm__http_h_me, R_READERS | R_SERVICE, ACCESS_ROLE}}},
+    {"/v1/queues",
+     {"v1", "queues"},
+     "GET, HEAD",
+     {{TDM__HTTP_GET, TDM__BODY_NONE, tdm__http_h_queues, R_READERS, ACCESS_ROLE}}},
+    {"/v1/events",
+     {"v1", "events"},
+     "GET, HEAD",
+     {{TDM__HTTP_GET, TDM__BODY_NONE, tdm__http_h_events, R_READERS, ACCESS_ROLE}}},
+    {"/v1/queues/{queue}/next",
+     {"v1", "queues", "{queue}", "next"},
+     "POST",
+     {{TDM__HTTP_POST, TDM__BODY_JSON_OPTIONAL, tdm__http_h_next, R_ADMIN | R_OWNER | R_REVIEWER,
+       ACCESS_QUEUE}}},
+    {"/v1/tasks/{id}",
+     {"v1", "tasks", "{id}"},
+     "GET, HEAD",
+     {{TDM__HTTP_GET, TDM__BODY_NONE, tdm__http_h_get_task, R_READERS, ACCESS_TASK}}},
     {"/healthz",
      {"healthz"},
      "GET, HEAD",
@@ -156,6 +187,12 @@ static const route routes[] = {
      {"v1", "processes", "{name}", "fairness"},
      "GET, HEAD",
      {{TDM__HTTP_GET, TDM__BODY_NONE, tdm__http_h_fairness, R_READERS, ACCESS_ROLE}}},
+    /* Not R_READERS: ACCESS_PROCESS lets every reviewer through, and this is the owners'. */
+    {"/v1/processes/{name}/dashboard",
+     {"v1", "processes", "{name}", "dashboard"},
+     "GET, HEAD",
+     {{TDM__HTTP_GET, TDM__BODY_NONE, tdm__http_h_dashboard, R_ADMIN | R_OWNER | R_VIEWER,
+       ACCESS_PROCESS}}},
 };
 
 /* ---- media types ------------------------------------------------------------------------- */
@@ -311,6 +348,11 @@ static const route *find_route(tdm__http_request *req, const char **seg, int n,
     }
     req->params[0] = req->params[1] = NULL;
     return NULL;
+}
+
+const char *tdm__http_header(tdm__http_request *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
 }
 
 /* The token of an "Authorization: Bearer TOKEN" header, or NULL. */
@@ -531,6 +573,8 @@ int tdm__http_begin(tdm__http_request *req, const tdm__http_limits *limits, cons
         return -1;
     const char *param_names[2] = {NULL, NULL};
     const route *rt = n > 0 ? find_route(req, seg, n, param_names) : NULL;
+    if (rt == NULL && strcmp(url, "/") == 0)
+        rt = &routes[0];
     if (rt == NULL) {
         tdm__http_error(res, 404, "not_found", "", "no route for %.200s (see docs/api.md)", url);
         return -1;

@@ -39,5 +39,13 @@ void tdm__http_h_pause(tdm__http_request *req, tdm__http_response *res);
 void tdm__http_h_resume(tdm__http_request *req, tdm__http_response *res);
 void tdm__http_h_registry(tdm__http_request *req, tdm__http_response *res);
 void tdm__http_h_fairness(tdm__http_request *req, tdm__http_response *res);
+void tdm__http_h_dashboard(tdm__http_request *req, tdm__http_response *res);
+void tdm__http_h_me(tdm__http_request *req, tdm__http_response *res);
+void tdm__http_h_queues(tdm__http_request *req, tdm__http_response *res);
+void tdm__http_h_get_task(tdm__http_request *req, tdm__http_response *res);
+void tdm__http_h_next(tdm__http_request *req, tdm__http_response *res);
+void tdm__http_h_asset(tdm__http_request *req, tdm__http_response *res);
+/* GET /v1/events is not answered by a handler: server.c streams it (see there). */
+void tdm__http_h_events(tdm__http_request *req, tdm__http_response *res);
 
 #endif /* TDM_HTTP_ROUTES_H */

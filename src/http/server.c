@@ -45,6 +45,7 @@
 #define _GNU_SOURCE
 
 #include <arpa/inet.h>
+#include <pthread.h>
 #include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
@@ -73,6 +74,14 @@ struct tdm_server {
     unsigned port;
     int quiet;
     atomic_int in_flight;
+    /* The live streams of GET /v1/events waiting for their next look (see "Streams"). */
+    pthread_mutex_t hub_lock;
+    pthread_cond_t hub_wake;
+    pthread_t hub;
+    int hub_running;
+    int stopping; /* under hub_lock */
+    struct stream *waiting; /* suspended streams, under hub_lock */
+    int n_streams;          /* open streams, under hub_lock */
 };
 
 /* The state of one request, from its headers to the end of its answer. */
@@ -178,24 +187,38 @@ static void log_mhd(void *cls, const char *fmt, va_list ap)
 /* Queues `res` (whose body it takes over) on the connection. */
 
 /*
- * The headers of every answer: its type; no sniffing, no framing, no sources for anything
- * a browser might render (the API answers data, not pages), no referrer, no caching; and
- * Allow, WWW-Authenticate or Retry-After where the answer calls for them. 0 or -1.
+ * The headers of every answer: its type; no sniffing, no framing, no referrer; for API
+ * answers no sources for anything a browser might render and no caching, for the
+ * workspace's files the page's own policy and caching that revalidates (ETag); and Allow,
+ * WWW-Authenticate or Retry-After where the answer calls for them. 0 or -1.
  */
 static int add_headers(struct MHD_Response *r, const tdm__http_response *res)
 {
     static const char *const fixed[][2] = {
         {"X-Content-Type-Options", "nosniff"},
         {"X-Frame-Options", "DENY"},
-        {"Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"},
         {"Referrer-Policy", "no-referrer"},
-        {MHD_HTTP_HEADER_CACHE_CONTROL, "no-store"},
     };
-    if (MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, res->content_type) != MHD_YES)
+    /* The workspace's files may load each other and call the API on this origin, nothing
+     * else: no inline script or style, no other host, no framing. */
+    static const char page_csp[] = "default-src 'none'; script-src 'self'; style-src 'self'; "
+                                   "img-src 'self' data:; connect-src 'self'; base-uri 'none'; "
+                                   "form-action 'self'; frame-ancestors 'none'";
+    if (res->content_type != NULL &&
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, res->content_type) != MHD_YES)
         return -1;
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
         if (MHD_add_response_header(r, fixed[i][0], fixed[i][1]) != MHD_YES)
             return -1;
+    if (MHD_add_response_header(r, "Content-Security-Policy",
+                                res->page ? page_csp
+                                          : "default-src 'none'; frame-ancestors 'none'") !=
+            MHD_YES ||
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL,
+                                res->page ? "no-cache" : "no-store") != MHD_YES)
+        return -1;
+    if (res->etag != NULL && MHD_add_response_header(r, MHD_HTTP_HEADER_ETAG, res->etag) != MHD_YES)
+        return -1;
     if (res->allow != NULL &&
         MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, res->allow) != MHD_YES)
         return -1;
@@ -250,6 +273,191 @@ static conn_ctx *ctx_new(tdm_server *s, struct MHD_Connection *conn, const char 
     tdm__buf_init(&c->req.body, 0);
     c->path = tdm__arena_strndup(&c->req.arena, url, strlen(url));
     return c;
+}
+
+/* ---- streams: GET /v1/events ------------------------------------------------------------ */
+
+/*
+ * A live inbox is a server-sent-event stream. It does not hold a thread while it waits: its
+ * content reader either has bytes to give (an "event: queues" when the inbox changed, or a
+ * keep-alive comment every KEEPALIVE seconds) or parks the connection (suspends it and puts
+ * it on the server's `waiting` list) and returns 0. The hub thread wakes every parked stream
+ * once a TICK, so each one looks at the inbox again about once a second; the look is one
+ * indexed count per queue. Stopping the server wakes them all, and they end.
+ */
+#define STREAM_TICK_MS   1000
+#define STREAM_KEEPALIVE 15.0
+#define STREAMS_MAX      256
+
+typedef struct stream {
+    struct stream *next; /* on the waiting list */
+    tdm_server *server;
+    struct MHD_Connection *conn;
+    tdm_principal who; /* a copy: the stream may outlive the request's arena */
+    uint64_t fingerprint;
+    int sent_once;
+    double last_sent;
+    char *pending; /* bytes not yet given to libmicrohttpd */
+    size_t len, off;
+} stream;
+
+static void *hub_main(void *arg)
+{
+    tdm_server *s = arg;
+    pthread_mutex_lock(&s->hub_lock);
+    while (!s->stopping) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += (long)STREAM_TICK_MS * 1000000L;
+        until.tv_sec += until.tv_nsec / 1000000000L;
+        until.tv_nsec %= 1000000000L;
+        pthread_cond_timedwait(&s->hub_wake, &s->hub_lock, &until);
+        for (stream *st = s->waiting; st != NULL;) {
+            stream *next = st->next;
+            st->next = NULL;
+            MHD_resume_connection(st->conn);
+            st = next;
+        }
+        s->waiting = NULL;
+    }
+    pthread_mutex_unlock(&s->hub_lock);
+    return NULL;
+}
+
+/* Makes the next bytes of a stream: 1 when there are some, 0 when it has nothing to say
+ * yet, -1 on failure. */
+static int stream_fill(stream *st)
+{
+    char *json = NULL;
+    uint64_t fp = 0;
+    tdm_error err = {0};
+    if (tdm_engine_queues(st->server->engine, &st->who, &json, &fp, &err) != 0)
+        return -1;
+    double now = tdm__now();
+    free(st->pending);
+    st->pending = NULL;
+    st->len = st->off = 0;
+    if (!st->sent_once || fp != st->fingerprint) {
+        size_t n = strlen(json), cap = n + 32;
+        while (n > 0 && json[n - 1] == '\n')
+            n--;
+        st->pending = malloc(cap);
+        if (st->pending != NULL)
+            st->len = (size_t)snprintf(st->pending, cap, "event: queues\ndata: %.*s\n\n", (int)n,
+                                       json);
+        st->fingerprint = fp;
+        st->sent_once = 1;
+    } else if (now - st->last_sent >= STREAM_KEEPALIVE) {
+        st->pending = strdup(": keepalive\n\n");
+        if (st->pending != NULL)
+            st->len = strlen(st->pending);
+    } else {
+        tdm_free(json);
+        return 0;
+    }
+    tdm_free(json);
+    if (st->pending == NULL)
+        return -1;
+    st->last_sent = now;
+    return 1;
+}
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    stream *st = cls;
+    tdm_server *s = st->server;
+    (void)pos;
+    if (st->off == st->len) {
+        pthread_mutex_lock(&s->hub_lock);
+        int stopping = s->stopping;
+        pthread_mutex_unlock(&s->hub_lock);
+        if (stopping)
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        int rc = stream_fill(st);
+        if (rc < 0)
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+        if (rc == 0) {
+            /* Park until the hub's next tick; the hub cannot wake us before we sleep, as it
+             * takes the same lock. */
+            pthread_mutex_lock(&s->hub_lock);
+            if (s->stopping) {
+                pthread_mutex_unlock(&s->hub_lock);
+                return MHD_CONTENT_READER_END_OF_STREAM;
+            }
+            st->next = s->waiting;
+            s->waiting = st;
+            MHD_suspend_connection(st->conn);
+            pthread_mutex_unlock(&s->hub_lock);
+            return 0;
+        }
+    }
+    size_t n = st->len - st->off < max ? st->len - st->off : max;
+    memcpy(buf, st->pending + st->off, n);
+    st->off += n;
+    return (ssize_t)n;
+}
+
+static void stream_free(void *cls)
+{
+    stream *st = cls;
+    tdm_server *s = st->server;
+    pthread_mutex_lock(&s->hub_lock);
+    s->n_streams--;
+    pthread_mutex_unlock(&s->hub_lock);
+    free(st->pending);
+    free(st);
+}
+
+void tdm__http_h_events(tdm__http_request *req, tdm__http_response *res)
+{
+    /* Never called: server.c answers the route itself (start_stream). */
+    tdm__http_error(res, 500, "internal", "", "%s is a stream", req->route.pattern);
+}
+
+/* Answers GET /v1/events with a stream. */
+static enum MHD_Result start_stream(conn_ctx *c, struct MHD_Connection *conn)
+{
+    tdm_server *s = c->server;
+    tdm__http_response res = {0};
+    pthread_mutex_lock(&s->hub_lock);
+    int full = s->n_streams >= STREAMS_MAX;
+    if (!full)
+        s->n_streams++;
+    pthread_mutex_unlock(&s->hub_lock);
+    if (full) {
+        tdm__http_error(&res, 503, "unavailable", "",
+                        "the server has %d live streams open, its most; retry later",
+                        STREAMS_MAX);
+        res.retry_after = 5;
+        return answer(c, conn, &res);
+    }
+    stream *st = calloc(1, sizeof *st);
+    struct MHD_Response *r =
+        st != NULL ? MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, st,
+                                                       stream_free)
+                   : NULL;
+    if (r == NULL) {
+        free(st);
+        pthread_mutex_lock(&s->hub_lock);
+        s->n_streams--;
+        pthread_mutex_unlock(&s->hub_lock);
+        return MHD_NO;
+    }
+    st->server = s;
+    st->conn = conn;
+    st->who = *c->req.principal;
+    st->last_sent = tdm__now();
+    res.content_type = "text/event-stream; charset=utf-8";
+    c->answered = 1;
+    c->status = 200;
+    if (add_headers(r, &res) != 0 ||
+        MHD_add_response_header(r, "X-Accel-Buffering", "no") != MHD_YES) {
+        MHD_destroy_response(r);
+        return MHD_NO;
+    }
+    enum MHD_Result q = MHD_queue_response(conn, 200, r);
+    MHD_destroy_response(r);
+    return q;
 }
 
 /* Called by the engine's writer thread when a suspended intake's commit is over. */
@@ -315,6 +523,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         tdm__http_h_submit_finish(&c->req, &res);
         return answer(c, conn, &res);
     }
+    if (c->req.route.handler == tdm__http_h_events)
+        return start_stream(c, conn);
     tdm__http_dispatch(&c->req, &res);
     return answer(c, conn, &res);
 }
@@ -440,6 +650,8 @@ int tdm_server_start(tdm_engine *e, const tdm_server_opts *opts, tdm_server **ou
     s->timeout_seconds = opts->timeout_seconds;
     s->quiet = opts->quiet;
     atomic_init(&s->in_flight, 0);
+    pthread_mutex_init(&s->hub_lock, NULL);
+    pthread_cond_init(&s->hub_wake, NULL);
 
     int fd = -1;
     int rc =
@@ -474,6 +686,15 @@ int tdm_server_start(tdm_engine *e, const tdm_server_opts *opts, tdm_server **ou
                           "options; see the messages above)",
                           opts->listen != NULL ? opts->listen : "127.0.0.1:8080");
     }
+    if (pthread_create(&s->hub, NULL, hub_main, s) != 0) {
+        MHD_stop_daemon(s->daemon);
+        tdm__http_limiter_free(s->limits.limiter);
+        pthread_cond_destroy(&s->hub_wake);
+        pthread_mutex_destroy(&s->hub_lock);
+        free(s);
+        return tdm__error(err, TDM_EIO, "cannot start the server's stream thread");
+    }
+    s->hub_running = 1;
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
     if (info != NULL && info->port != 0)
         s->port = info->port;
@@ -493,6 +714,20 @@ void tdm_server_stop(tdm_server *s)
     MHD_socket fd = MHD_quiesce_daemon(s->daemon);
     if (fd != MHD_INVALID_SOCKET)
         close(fd);
+    /* Live streams end at their next look; the hub wakes the parked ones for it. */
+    pthread_mutex_lock(&s->hub_lock);
+    s->stopping = 1;
+    for (stream *st = s->waiting; st != NULL;) {
+        stream *next = st->next;
+        st->next = NULL;
+        MHD_resume_connection(st->conn);
+        st = next;
+    }
+    s->waiting = NULL;
+    pthread_cond_signal(&s->hub_wake);
+    pthread_mutex_unlock(&s->hub_lock);
+    if (s->hub_running)
+        pthread_join(s->hub, NULL);
     /* Let the requests in flight finish; a slow client is cut off at the timeout anyway. */
     double deadline = tdm__now() + (double)s->timeout_seconds;
     while (atomic_load(&s->in_flight) > 0 && tdm__now() < deadline) {
@@ -501,5 +736,7 @@ void tdm_server_stop(tdm_server *s)
     }
     MHD_stop_daemon(s->daemon);
     tdm__http_limiter_free(s->limits.limiter);
+    pthread_cond_destroy(&s->hub_wake);
+    pthread_mutex_destroy(&s->hub_lock);
     free(s);
 }

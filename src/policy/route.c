@@ -42,8 +42,10 @@ void tdm__route_release(tdm__route *r)
 {
     json_decref(r->proposal);
     json_decref(r->reasons);
+    json_decref(r->alternatives);
     r->proposal = NULL;
     r->reasons = NULL;
+    r->alternatives = NULL;
 }
 
 int tdm__route_step(tdm_engine *e, proc_state *ps, size_t step, json_t *fields, tdm__route *out,
@@ -114,16 +116,22 @@ int tdm__route_step(tdm_engine *e, proc_state *ps, size_t step, json_t *fields, 
     if (out->decided)
         return 0;
 
-    /* A person will see this proposal: say which features drove it. Only now, because
-     * naming features costs a second pass over the item. */
+    /* A person will see this proposal: say which features drove it and what else it might
+     * be. Only now, because naming features costs a second pass over the item. */
     pthread_rwlock_rdlock(&sm->lock);
     if (sm->model != NULL && sm->version == out->model_version &&
-        tdm_model_predict(sm->model, iv.v, 1, TDM_PREDICT_REASONS, &p) == 0) {
+        tdm_model_predict(sm->model, iv.v, 1 + TDM__ALTERNATIVES, TDM_PREDICT_REASONS, &p) == 0) {
         out->reasons = json_array();
         for (size_t i = 0; i < p.n_reasons; i++)
             json_array_append_new(out->reasons,
                                   json_pack("{s:s, s:f}", "feature", p.reasons[i].feature, "weight",
                                             p.reasons[i].weight));
+        out->alternatives = json_array();
+        for (size_t i = 1; i < p.n_top; i++)
+            json_array_append_new(out->alternatives,
+                                  json_pack("{s:s, s:f}", "value",
+                                            tdm_model_label(sm->model, p.top[i].label),
+                                            "confidence", p.top[i].probability));
     }
     pthread_rwlock_unlock(&sm->lock);
     return 0;

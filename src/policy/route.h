@@ -31,6 +31,7 @@ typedef struct tdm__route {
     double sample_rate; /* for audit samples */
     const char *rule;   /* the rule that fired (owned by the process) */
     json_t *reasons;    /* [{"feature", "weight"}] behind the proposal, or NULL */
+    json_t *alternatives; /* [{"value", "confidence"}]: the next most likely values, or NULL */
 } tdm__route;
 
 /*

@@ -99,6 +99,9 @@ static const char *const migrations[] = {
     "ALTER TABLE tasks ADD COLUMN first_comment TEXT;"
     "ALTER TABLE decisions ADD COLUMN confirmed_by TEXT;"
     "CREATE INDEX feedback_decision ON feedback (decision_id);",
+    /* 3 -> 4: the workspace. A task keeps the AI's next most likely values beside its
+     * proposal, for the person who answers it. */
+    "ALTER TABLE tasks ADD COLUMN alternatives TEXT;",
 };
 
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])

@@ -78,7 +78,8 @@ token_of() {
 }
 
 # row EXPECTED... -- METHOD PATH [curl options...]: PATH may hold @ITEM@, @TASK@, @DEC@,
-# @TOKEN@, each made fresh for every call (a task claimed by the caller for /complete).
+# @TOKEN@, each made fresh for every call (a task claimed by the caller for /complete), and
+# @NEXT@, the queue q1 with a fresh task in it. GET /v1/events streams: see workspace.sh.
 checked=0
 row() {
     local expected=()
@@ -101,6 +102,7 @@ row() {
             p=${p//@TASK@/$TASK}
             ;;
         *@TASK@*) new_item p1 && p=${p//@TASK@/$TASK} ;;
+        *@NEXT@*) new_item p1 && p=${p//@NEXT@/q1} ;;
         *@DEC@*) new_decision p1 && p=${p//@DEC@/$DEC} ;;
         *@TOKEN@*)
             AS=$ADMIN_TOKEN http POST /v1/tokens -H "$J" -d "{\"name\": \"t$RANDOM$RANDOM\", \"role\": \"viewer\"}"
@@ -121,6 +123,13 @@ row() {
 
 #    admin owner reviewer viewer service none revoked
 row 200 200 200 200 200 200 200 -- GET /healthz
+row 200 200 200 200 200 200 200 -- GET /
+row 200 200 200 200 200 200 200 -- GET /ui/index.html
+row 200 200 200 200 200 401 401 -- GET /v1/me
+row 200 200 200 200 403 401 401 -- GET /v1/queues
+row 200 200 200 403 403 401 401 -- POST /v1/queues/@NEXT@/next
+row 200 200 200 200 403 401 401 -- GET /v1/tasks/@TASK@
+row 200 200 403 200 403 401 401 -- GET /v1/processes/p1/dashboard
 row 200 200 200 200 403 401 401 -- GET /v1/processes
 row 200 200 200 200 403 401 401 -- GET /v1/processes/p1
 row 200 200 403 403 403 401 401 -- PUT /v1/processes/p1 -H 'Content-Type: application/yaml' \

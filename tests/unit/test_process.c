@@ -429,7 +429,7 @@ static void test_unknown_keys(void **state)
           "under steps:)");
     fails(minimal_with("process: p\n", "process: p\ncolour: blue\n"), TDM_EINVAL, "colour",
           "t.yaml:2: colour: unknown key \"colour\" (the keys here are process, description, "
-          "owner, kpis, baseline and steps)");
+          "owner, kpis, baseline, steps and related_by)");
     fails(minimal_with("{field: category}", "{field: category, lables: [a]}"), TDM_EINVAL,
           "steps[0].output.lables",
           "t.yaml:10: steps[0].output.lables: unknown key \"lables\" (did you mean \"labels\"?)");
@@ -1127,6 +1127,24 @@ static void test_examples(void **state)
 }
 
 /* favourable, adverse_outcomes and four_eyes: checked against the labels and each other. */
+/* related_by names the item field that relates items; absent, there is none. */
+static void test_related_by(void **state)
+{
+    (void)state;
+    tdm_process *p = parse_ok(minimal_with("process: p\n", "process: p\nrelated_by: customer_id\n"));
+    assert_string_equal(tdm_process_related_by(p), "customer_id");
+    tdm_process_free(p);
+    p = parse_ok(MINIMAL);
+    assert_null(tdm_process_related_by(p));
+    tdm_process_free(p);
+    fails(minimal_with("process: p\n", "process: p\nrelated_by: \"customer id\"\n"), TDM_EINVAL,
+          "related_by",
+          "t.yaml:2: related_by: \"customer id\" is not an item field name (use 1 to 64 ASCII "
+          "letters, digits, '_' and '-', like customer_id)");
+    fails(minimal_with("process: p\n", "process: p\nrelated_by: [a]\n"), TDM_EINVAL, "related_by",
+          "t.yaml:2: related_by: ...");
+}
+
 static void test_governance_keys(void **state)
 {
     (void)state;
@@ -1275,6 +1293,7 @@ int main(void)
         cmocka_unit_test(test_unknown_keys),
         cmocka_unit_test(test_bad_values),
         cmocka_unit_test(test_governance_keys),
+        cmocka_unit_test(test_related_by),
         cmocka_unit_test(test_kpis),
         cmocka_unit_test(test_numbers),
         cmocka_unit_test(test_steps),

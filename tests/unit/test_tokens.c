@@ -558,7 +558,8 @@ static void test_migration_from_v1(void **state)
                                   "ALTER TABLE tasks DROP COLUMN first_action; ALTER TABLE tasks "
                                   "DROP COLUMN first_value; ALTER TABLE tasks DROP COLUMN "
                                   "first_comment; ALTER TABLE decisions DROP COLUMN "
-                                  "confirmed_by; DROP INDEX feedback_decision; UPDATE meta SET "
+                                  "confirmed_by; DROP INDEX feedback_decision; ALTER TABLE tasks "
+                                  "DROP COLUMN alternatives; UPDATE meta SET "
                                   "value = '1' WHERE key = "
                                   "'schema_version';",
                                   NULL, NULL, NULL),
