@@ -1,15 +1,24 @@
 #!/usr/bin/env bash
-# Installs the Debian packages tandem needs to build and test (and, with --bench, to run the
-# benchmarks with their reference tools and load generators). Does nothing when they are
-# already there.
+# Installs the Debian packages tandem needs to build and run (with --test, also to run the
+# browser tests; with --bench, the benchmarks' reference tools and load generators). Does
+# nothing when they are already there.
 set -euo pipefail
 
 packages=(build-essential cmake pkg-config libjansson-dev libxxhash-dev libutf8proc-dev
           libcmocka-dev libsqlite3-dev libyaml-dev libmicrohttpd-dev libsodium-dev
           libcurl4-openssl-dev curl sqlite3 jq clang libclang-rt-14-dev)
-if [[ "${1:-}" == "--bench" ]]; then
-    packages+=(fasttext liblinear-tools time wrk nginx-light)
-fi
+for arg in "$@"; do
+    case $arg in
+    --bench) packages+=(fasttext liblinear-tools time wrk nginx-light) ;;
+    --test)
+        # The browser tests: Debian's chromium, driven from Node.js (playwright-core from
+        # npm), the machine's Node.js or else Debian's.
+        packages+=(chromium)
+        command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm)
+        ;;
+    *) echo "usage: scripts/deps.sh [--test] [--bench]" >&2; exit 2 ;;
+    esac
+done
 
 missing=()
 for p in "${packages[@]}"; do

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: installs what it needs, then builds and runs every
-# test twice, once plain (with internal invariants checked) and once under AddressSanitizer
-# and UndefinedBehaviorSanitizer; builds the release binary the demo uses; and runs the
+# test (unit, integration, and the workspace's browser tests in chromium) twice, once plain
+# (with internal invariants checked) and once under AddressSanitizer and
+# UndefinedBehaviorSanitizer; builds the release binary the demo uses; and runs the
 # fuzz targets for a minute in all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scripts/deps.sh
+scripts/deps.sh --test
 jobs=$(nproc 2>/dev/null || echo 2)
+# playwright-core and axe-core for the browser tests, at the versions tests/e2e pins.
+npm ci --prefix tests/e2e --no-audit --no-fund --loglevel=error
 
 echo "== build and test (invariants on)"
 cmake -S . -B build/test -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTDM_ASSERTS=ON >/dev/null
