@@ -844,12 +844,12 @@ function drawTask(el, t, ctx) {
   const dueBadge = due ? (left < 0 ? h('span', { class: 'badge bad' }, 'SLA breached ' + dur(-left) + ' ago')
     : h('span', { class: 'badge ' + (left < 3600 ? 'warn' : 'ok') }, 'due ' + time(t.due_at) + ' (in ' + dur(left) + ')')) : null;
 
-  const why = h('p', { 'data-testid': 'why' }, h('strong', null, 'Why a person: '), WHY[t.why] || t.why || 'not said',
+  const why = h('p', { class: 'why', 'data-testid': 'why' }, h('strong', null, 'Why a person: '), WHY[t.why] || t.why || 'not said',
     t.rule ? [': ', h('code', null, t.rule)] : null, '.');
 
   /* The proposal, its confidence and the alternatives. */
   const alts = t.alternatives || [];
-  const proposalCard = h('section', { class: 'card', 'aria-labelledby': 'h-proposal' },
+  const proposalCard = h('section', { class: 'card o2', 'aria-labelledby': 'h-proposal' },
     h('h2', { id: 'h-proposal' }, "The AI's proposal"),
     p ? h('div', { class: 'proposal' },
       h('span', { class: 'value', 'data-testid': 'proposal' }, String(p.value)),
@@ -864,7 +864,7 @@ function drawTask(el, t, ctx) {
 
   const reasons = (t.reasons || []).filter(r => r.weight !== 0);
   const maxW = Math.max(0.0001, ...reasons.map(r => Math.abs(r.weight)));
-  const reasonsCard = h('section', { class: 'card', 'aria-labelledby': 'h-reasons' },
+  const reasonsCard = h('section', { class: 'card o3', 'aria-labelledby': 'h-reasons' },
     h('h2', { id: 'h-reasons' }, 'What pushed the proposal'),
     reasons.length ? h('ul', { class: 'reasons', 'data-testid': 'reasons' }, reasons.map(r => {
       const f = parseFeature(r.feature);
@@ -873,7 +873,7 @@ function drawTask(el, t, ctx) {
     h('p', { class: 'muted small' }, 'Highlighted words in the item are the ones the model weighed most.'));
 
   const rel = t.related;
-  const relatedCard = rel ? h('section', { class: 'card', 'aria-labelledby': 'h-related', 'data-testid': 'related' },
+  const relatedCard = rel ? h('section', { class: 'card o4', 'aria-labelledby': 'h-related', 'data-testid': 'related' },
     h('h2', { id: 'h-related' }, 'Earlier decisions for the same ', rel.key, ' (', h('code', null, String(rel.value)), ')'),
     rel.decisions && rel.decisions.length ? h('div', { class: 'scroll' }, h('table', null,
       h('thead', null, h('tr', null, h('th', { scope: 'col' }, 'Item'), h('th', { scope: 'col' }, 'Decision'), h('th', { scope: 'col' }, 'By'), h('th', { scope: 'col' }, 'When'))),
@@ -896,8 +896,8 @@ function drawTask(el, t, ctx) {
       h('div', { class: 'tools' }, h('span', { class: 'muted small' }, 'Keys: ', h('kbd', null, '?')))),
     banner,
     h('div', { class: 'grid', 'data-task-id': t.id, 'data-testid': 'task' },
-      h('div', null, itemCard, reasonsCard),
-      h('div', null, proposalCard, relatedCard)));
+      h('div', { class: 'col' }, itemCard, reasonsCard),
+      h('div', { class: 'col' }, proposalCard, relatedCard)));
   setBusy(false);
   if (!workable) disableActions();
   focusHeading(el);
@@ -985,7 +985,7 @@ function decisionView(d, item, allowed, gen) {
       } }, 'Send: inaccurate'),
       h('button', { type: 'button', onclick: () => { form.hidden = true; } }, 'Cancel')));
   commentIn.addEventListener('keydown', ev => { if (ev.key === 'Enter') { ev.preventDefault(); $('[data-testid="send-inaccurate"]', form).click(); } });
-  box.append(
+  append(box, [
     h('div', { class: 'proposal' },
       h('span', { class: 'value', 'data-testid': 'decision-value' }, String(d.value)),
       d.confidence !== null && d.confidence !== undefined ? h('span', { class: 'conf' }, pct(d.confidence, 1), h('span', { class: 'vh' }, ' confidence')) : null,
@@ -1003,7 +1003,7 @@ function decisionView(d, item, allowed, gen) {
         ev.currentTarget.setAttribute('aria-expanded', form.hidden ? 'false' : 'true');
         if (!form.hidden) (ta ? ta.input : freeIn).focus();
       } }, 'Inaccurate…')) : null,
-    form, msg);
+    form, msg]);
   return box;
 }
 
@@ -1015,7 +1015,7 @@ function barChart(points, { max, label, fmt, color = '#2346a8', height = 140 }) 
   const W0 = 560, H0 = height, left = 36, bottom = 18, top = 6;
   const bw = (W0 - left) / n;
   const y = v => top + (H0 - top - bottom) * (1 - Math.min(1, (v || 0) / (max || 1)));
-  const svg = s('svg', { viewBox: `0 0 ${W0} ${H0}`, role: 'img', 'aria-label': label, preserveAspectRatio: 'none' }, s('title', null, label));
+  const svg = s('svg', { viewBox: `0 0 ${W0} ${H0}`, role: 'img', 'aria-label': label }, s('title', null, label));
   for (const f of [0, 0.5, 1]) {
     const yy = y(f * max);
     svg.append(s('line', { x1: left, x2: W0, y1: yy, y2: yy, stroke: '#e3e7ec', 'stroke-width': 1 }),
@@ -1074,9 +1074,9 @@ function tile(key, value, sub, testid) {
 
 /* A visually hidden table of a series, for screen readers. */
 function seriesTable(caption, rows, cols) {
-  return h('table', { class: 'vh' }, h('caption', null, caption),
+  return h('div', { class: 'vh' }, h('table', null, h('caption', null, caption),
     h('thead', null, h('tr', null, cols.map(c => h('th', { scope: 'col' }, c[0])))),
-    h('tbody', null, rows.map(r => h('tr', null, cols.map(c => h('td', null, c[1](r)))))));
+    h('tbody', null, rows.map(r => h('tr', null, cols.map(c => h('td', null, c[1](r))))))));
 }
 
 /* ---- dashboard ----------------------------------------------------------------------- */
@@ -1177,7 +1177,7 @@ function drawDashboard(d, proc, reload) {
   out.push(h('section', { class: 'card', 'aria-labelledby': 'h-risk' }, h('h2', { id: 'h-risk' }, 'Audited error against the risk budget'),
     steps.length ? steps.map(st => {
       const over = st.audited_error_bound !== null && st.audited_error_bound !== undefined && st.max_error !== null && st.audited_error_bound > st.max_error;
-      return h('div', { class: 'chart', 'data-testid': 'step-' + st.step },
+      return h('div', { class: 'chart wide', 'data-testid': 'step-' + st.step },
         h('div', null, h('h3', null, 'Step ', st.step, ' ', h('span', { class: 'badge' }, st.allocation), ' ',
           st.paused ? h('span', { class: 'badge bad', 'data-testid': 'state-' + st.step }, 'paused') : h('span', { class: 'badge ok', 'data-testid': 'state-' + st.step }, 'active')),
         budgetGauge(st),
@@ -1218,8 +1218,7 @@ function drawDashboard(d, proc, reload) {
     h('section', { class: 'card', 'aria-labelledby': 'h-conf' }, h('h2', { id: 'h-conf' }, 'Top confusions'),
       h('p', { class: 'muted small' }, 'What the AI proposed, and what people said it was.'),
       conf.length ? [hbars(conf.map(c => ({ label: c.proposed + ' → ' + c.actual, v: c.count, color: '#a3161b' })), 'Top confusions: proposed, then actual'),
-        h('table', { class: 'vh' }, h('caption', null, 'Top confusions'), h('thead', null, h('tr', null, h('th', { scope: 'col' }, 'AI proposed'), h('th', { scope: 'col' }, 'Actually'), h('th', { scope: 'col' }, 'Times'))),
-          h('tbody', null, conf.map(c => h('tr', null, h('td', null, c.proposed), h('td', null, c.actual), h('td', null, c.count)))))]
+        seriesTable('Top confusions', conf, [['AI proposed', c => c.proposed], ['Actually', c => c.actual], ['Times', c => c.count]])]
         : h('p', { class: 'muted' }, 'No overrides yet.')),
     h('section', { class: 'card', 'aria-labelledby': 'h-recent' }, h('h2', { id: 'h-recent' }, 'Recent decisions'),
       recent.length ? h('div', { class: 'scroll' }, h('table', null,
@@ -1240,8 +1239,8 @@ function drawDashboard(d, proc, reload) {
 function killSwitch(process, st, reload) {
   if (!canKill(process)) return null;
   const pause = !st.paused;
-  return h('p', null, h('button', {
-    type: 'button', class: pause ? 'danger' : 'primary', 'data-testid': (pause ? 'pause-' : 'resume-') + st.step,
+  return h('p', { class: 'kill' }, h('button', {
+    type: 'button', class: (pause ? 'danger' : 'primary') + ' nowrap', title: 'The kill switch: ' + (pause ? 'send every item of this step to a person' : 'give the AI back its autonomy'), 'data-testid': (pause ? 'pause-' : 'resume-') + st.step,
     onclick: async () => {
       const r = await confirmDialog(pause
         ? { title: 'Pause the AI at ' + process + ' / ' + st.step + '?', text: 'Every new item of this step will go to a person until someone resumes it. This is recorded on the audit trail.', ok: 'Pause', reason: true, danger: true }
@@ -1257,7 +1256,7 @@ function killSwitch(process, st, reload) {
       const again = document.querySelector('[data-testid="' + (pause ? 'resume-' : 'pause-') + st.step + '"]');
       if (again) again.focus();
     },
-  }, pause ? 'Pause the AI (kill switch)' : 'Resume the AI'));
+  }, pause ? 'Pause AI' : 'Resume AI', h('span', { class: 'vh' }, ' at ' + process + ' / ' + st.step)));
 }
 
 /* ---- registry ------------------------------------------------------------------------ */
@@ -1278,7 +1277,7 @@ async function viewRegistry(el, _parts, _q, gen) {
         const rb = u.risk_budget || {};
         const over = u.audited_error_bound !== null && u.audited_error_bound > rb.max_error;
         return h('tr', { 'data-usecase': u.process + '/' + u.step },
-          h('th', { scope: 'row' }, may('dashboard') ? h('a', { href: '#/dashboard/' + enc(u.process) }, u.process) : u.process, ' / ', u.step,
+          h('th', { scope: 'row', class: 'nowrap' }, may('dashboard') ? h('a', { href: '#/dashboard/' + enc(u.process) }, u.process) : u.process, ' / ', u.step,
             h('div', { class: 'muted small' }, u.allocation + ' · model v' + (u.model_version ?? '–'))),
           h('td', { class: 'small' }, u.owner, u.process_owner && u.process_owner !== u.owner ? h('div', { class: 'muted' }, 'process: ' + u.process_owner) : null),
           h('td', { class: 'small' }, (u.kpis || []).join(', ') || '–'),
@@ -1307,12 +1306,16 @@ function summary(data) {
 async function viewAudit(el, _parts, query, gen) {
   document.title = 'Audit trail · tandem';
   const f = { event: query.get('event') || '', actor: query.get('actor') || '', subject: query.get('subject') || '' };
-  const after = query.get('after') || '0';
+  const filtered = !!(f.event || f.actor || f.subject);
+  const verify = await api('GET', '/v1/audit/verify');
+  if (gen !== S.gen) return;
+  /* Unfiltered, the trail opens on its latest page (sequence numbers have no gaps). */
+  const after = query.get('after') || (filtered ? '0' : String(Math.max(0, verify.data.entries - 50)));
   const q = new URLSearchParams();
   for (const [k, v] of Object.entries(f)) if (v) q.set(k, v);
   q.set('after', after);
   q.set('limit', '50');
-  const [verify, page] = await Promise.all([api('GET', '/v1/audit/verify'), api('GET', '/v1/audit?' + q)]);
+  const page = await api('GET', '/v1/audit?' + q);
   if (gen !== S.gen) return;
   const v = verify.data;
   const input = (name, label, hint) => h('div', { class: 'field' }, h('label', { for: 'f-' + name }, label),
@@ -1347,9 +1350,10 @@ async function viewAudit(el, _parts, query, gen) {
           h('td', { class: 'small muted', title: JSON.stringify(e.data) }, summary(e.data)))))))
         : h('p', { class: 'muted' }, 'No entries match.'),
       h('div', { class: 'row' },
-        after !== '0' ? h('a', { class: 'btn', href: '#/audit' + (() => { const p = new URLSearchParams(q); p.delete('after'); p.delete('limit'); return p.toString() ? '?' + p : ''; })() }, 'From the start') : null,
-        entries.length === 50 ? h('a', { class: 'btn', href: '#/audit?' + nextQ, 'data-testid': 'audit-next' }, 'Next 50 entries →') : null,
-        h('span', { class: 'muted small' }, entries.length ? 'Entries ' + entries[0].seq + '–' + entries[entries.length - 1].seq : ''))));
+        !filtered && Number(after) > 0 ? h('a', { class: 'btn', href: '#/audit?after=' + Math.max(0, Number(after) - 50), 'data-testid': 'audit-prev' }, '← Earlier entries') : null,
+        filtered && after !== '0' ? h('a', { class: 'btn', href: '#/audit?' + (() => { const p = new URLSearchParams(q); p.delete('after'); p.delete('limit'); return p; })() }, 'From the start') : null,
+        entries.length === 50 ? h('a', { class: 'btn', href: '#/audit?' + nextQ, 'data-testid': 'audit-next' }, 'Later entries →') : null,
+        h('span', { class: 'muted small' }, entries.length ? 'Entries ' + entries[0].seq + '–' + entries[entries.length - 1].seq + (filtered ? ' matching the filter' : ' of ' + num(v.entries)) : ''))));
   focusHeading(el);
 }
 
