@@ -79,6 +79,17 @@ function dur(seconds) {
   if (hrs < 48) return hrs + ' h ' + (m % 60) + ' min';
   return Math.floor(hrs / 24) + ' d ' + (hrs % 24) + ' h';
 }
+/* A label that may break after its underscores (long intent names on a phone). */
+function lab(v) {
+  const parts = String(v).split('_');
+  return h('span', { class: 'lab' }, parts.map((x, i) => i < parts.length - 1 ? [x + '_', h('wbr')] : x));
+}
+/* Who decided, short: "AI" for a model, the person's name for a person. */
+function who(by) {
+  if (!by) return '–';
+  if (by.startsWith('model:')) return 'AI';
+  return by.replace(/^person:/, '');
+}
 function timeEl(iso) {
   return h('time', { datetime: iso || '', title: iso || '' }, time(iso));
 }
@@ -725,7 +736,7 @@ function drawTask(el, t, ctx) {
   const claimedByOther = t.state === 'claimed' && t.claimed_by && t.claimed_by !== me;
   const workable = canWorkTask(t) && !claimedByOther && !t.item_changed && (t.state === 'open' || t.state === 'claimed');
   const p = t.proposal;
-  const choices = t.choices || [];
+  const choices = (t.choices || []).slice().sort();
   const banner = h('div', { 'data-testid': 'task-banner' });
   const comment = h('textarea', { id: 'comment', rows: '2', maxlength: '2000', placeholder: 'Optional: why, for the record' });
   let busy = false;
@@ -852,11 +863,11 @@ function drawTask(el, t, ctx) {
   const proposalCard = h('section', { class: 'card o2', 'aria-labelledby': 'h-proposal' },
     h('h2', { id: 'h-proposal' }, "The AI's proposal"),
     p ? h('div', { class: 'proposal' },
-      h('span', { class: 'value', 'data-testid': 'proposal' }, String(p.value)),
+      h('span', { class: 'value', 'data-testid': 'proposal', 'data-value': String(p.value) }, lab(p.value)),
       h('span', { class: 'conf', 'data-testid': 'confidence' }, pct(p.confidence, 1), h('span', { class: 'vh' }, ' confidence')),
       h('span', { class: 'muted small' }, 'model v' + p.model_version))
       : h('p', { class: 'muted' }, 'No proposal: a person decides this one from scratch.'),
-    alts.length ? [h('h3', { class: 'muted small' }, 'Next most likely'),
+    alts.length ? [h('h3', { class: 'muted small sub' }, 'Next most likely'),
       h('ul', { class: 'alts', 'data-testid': 'alternatives' }, alts.map(a => barRow(String(a.value), a.confidence, 1, pct(a.confidence, 1))))] : null,
     h('div', { class: 'actions' }, acceptButton, correctButton, escalateButton, commentButton),
     correctBox,
@@ -878,8 +889,8 @@ function drawTask(el, t, ctx) {
     rel.decisions && rel.decisions.length ? h('div', { class: 'scroll' }, h('table', null,
       h('thead', null, h('tr', null, h('th', { scope: 'col' }, 'Item'), h('th', { scope: 'col' }, 'Decision'), h('th', { scope: 'col' }, 'By'), h('th', { scope: 'col' }, 'When'))),
       h('tbody', null, rel.decisions.map(d => h('tr', null,
-        h('td', null, h('a', { href: '#/item/' + enc(d.item_id) }, d.item_id)), h('td', null, String(d.value)),
-        h('td', { class: 'small' }, d.by), h('td', { class: 'nowrap small' }, timeEl(d.at)))))))
+        h('td', { class: 'nowrap' }, h('a', { href: '#/item/' + enc(d.item_id) }, d.item_id)), h('td', null, lab(d.value)),
+        h('td', { class: 'small', title: d.by }, who(d.by)), h('td', { class: 'nowrap small' }, timeEl(d.at)))))))
       : h('p', { class: 'muted' }, 'None yet.')) : null;
 
   const itemCard = h('section', { class: 'card', 'aria-labelledby': 'h-item' },
@@ -960,7 +971,7 @@ function decisionView(d, item, allowed, gen) {
     if (gen === S.gen) render();
   };
   const cid = 'fix-' + d.id;
-  const choices = d.choices || [];
+  const choices = (d.choices || []).slice().sort();
   const commentIn = h('input', { id: cid + '-comment', type: 'text', maxlength: '2000', autocomplete: 'off' });
   let picked = '';
   const pickedEl = h('span', { class: 'small', 'data-testid': 'picked' });
@@ -987,7 +998,7 @@ function decisionView(d, item, allowed, gen) {
   commentIn.addEventListener('keydown', ev => { if (ev.key === 'Enter') { ev.preventDefault(); $('[data-testid="send-inaccurate"]', form).click(); } });
   append(box, [
     h('div', { class: 'proposal' },
-      h('span', { class: 'value', 'data-testid': 'decision-value' }, String(d.value)),
+      h('span', { class: 'value', 'data-testid': 'decision-value' }, lab(d.value)),
       d.confidence !== null && d.confidence !== undefined ? h('span', { class: 'conf' }, pct(d.confidence, 1), h('span', { class: 'vh' }, ' confidence')) : null,
       h('span', { class: 'badge ' + (d.kind === 'model' ? 'accent' : '') }, d.autonomous ? 'AI alone' : d.kind === 'model' ? 'AI' : 'person')),
     h('p', { class: 'muted small' }, 'step ', d.step, ' · by ', d.by, ' · ', timeEl(d.created_at),
@@ -1131,7 +1142,7 @@ async function viewDashboardList(el, gen) {
   document.title = 'Dashboards · tandem';
   const { data } = await api('GET', '/v1/processes');
   if (gen !== S.gen) return;
-  const ps = data.processes || [];
+  const ps = (data.processes || []).filter(p => S.me.role !== 'owner' || inScope(p.name));
   if (ps.length === 1 && S.me.role === 'owner') {
     history.replaceState(null, '', '#/dashboard/' + enc(ps[0].name));
     return render();
@@ -1352,7 +1363,7 @@ async function viewAudit(el, _parts, query, gen) {
       h('div', { class: 'row' },
         !filtered && Number(after) > 0 ? h('a', { class: 'btn', href: '#/audit?after=' + Math.max(0, Number(after) - 50), 'data-testid': 'audit-prev' }, '← Earlier entries') : null,
         filtered && after !== '0' ? h('a', { class: 'btn', href: '#/audit?' + (() => { const p = new URLSearchParams(q); p.delete('after'); p.delete('limit'); return p; })() }, 'From the start') : null,
-        entries.length === 50 ? h('a', { class: 'btn', href: '#/audit?' + nextQ, 'data-testid': 'audit-next' }, 'Later entries →') : null,
+        (page.data.end === undefined ? entries.length === 50 : !page.data.end) ? h('a', { class: 'btn', href: '#/audit?' + nextQ, 'data-testid': 'audit-next' }, 'Later entries →') : null,
         h('span', { class: 'muted small' }, entries.length ? 'Entries ' + entries[0].seq + '–' + entries[entries.length - 1].seq + (filtered ? ' matching the filter' : ' of ' + num(v.entries)) : ''))));
   focusHeading(el);
 }
