@@ -1128,9 +1128,10 @@ async function viewDashboard(el, parts, query, gen) {
   S.keys = { r: { label: 'Refresh the numbers', run: load } };
   focusHeading(el);
   /* Live: the numbers are read again when the queues change (at most every 3 s). */
-  let last = 0, timer = 0;
+  let last = Date.now(), timer = 0, first = true;
   const stop = startEvents(ev => {
     if (ev !== 'queues') return;
+    if (first) { first = false; return; } /* the stream's first event is the state just read */
     const wait = Math.max(0, 3000 - (Date.now() - last));
     clearTimeout(timer);
     timer = setTimeout(() => { last = Date.now(); load().catch(() => {}); }, wait);
