@@ -23,18 +23,26 @@ echo "== applying examples/support-triage/process.yaml"
 $tandem process apply examples/support-triage/process.yaml --db "$db"
 echo "== training it on 10,003 labelled support messages (examples/support-triage/data/train.csv)"
 $tandem train --process support-triage examples/support-triage/data/train.csv --db "$db"
-# Tokens for the tour, readable by this user only: an admin, and ana, a reviewer of the
-# support queue. Every API call needs one (docs/security.md).
+# Tokens for the tour, readable by this user only: an admin; ana, a reviewer of the support
+# queue; maria, the process's owner. Every API call needs one (docs/security.md).
 dir=$(dirname "$db")
 (
     umask 077
     $tandem token create --name admin --role admin --db "$db" >"$dir/admin.token"
     $tandem token create --name ana --role reviewer --scope support --db "$db" >"$dir/ana.token"
+    $tandem token create --name maria --role owner --scope support-triage --db "$db" \
+        >"$dir/maria.token"
 )
 
 cat <<NEXT
 
-== tandem is starting on http://127.0.0.1:$port (Ctrl-C stops it). In another terminal:
+== tandem is starting on http://127.0.0.1:$port (Ctrl-C stops it).
+
+  The workspace: open http://127.0.0.1:$port/ in a browser and sign in with a token:
+  ana's ($dir/ana.token) to work the support queue, maria's ($dir/maria.token) for the
+  owner's dashboard and kill switch. Send the test messages first (below) to fill the queue.
+
+  In another terminal:
 
   # the tokens made for this demo: an admin, and ana, a reviewer of the support queue
   export TANDEM_TOKEN=\$(cat $dir/admin.token) ANA=\$(cat $dir/ana.token)
