@@ -28,7 +28,9 @@
  * users). A row is placed in time by the column given in brackets.
  *   - items: the process's items (one per item id, whatever its version) [items.received_at,
  *     the first time it was received].
- *   - decided_by_ai: decisions with autonomous = 1 [decisions.created_at].
+ *   - decided_by_ai: decisions with autonomous = 1 [decisions.created_at]. Here and below,
+ *     the decisions of every version of an item count: an item submitted again is decided
+ *     again.
  *   - decided_by_people: decisions with autonomous = 0: a person's answer to a task
  *     [decisions.created_at]. (Every such decision comes from a task today, so this equals
  *     human_answers; it is counted on its own in case that changes.)
@@ -69,11 +71,14 @@
  *     decision's value, actual: the correction).
  *   - recent: the process's ten latest decisions, newest first.
  *
- * Cost. Totals over all time read every row of the process in items, decisions and feedback
- * once; with indexes on items (process, received_at), decisions (process, created_at) and
- * tasks (process, state) each read is an index range (the store has none of them yet: see
- * the report to the lead). The queue counts go through tasks_queue and are bounded by the
- * tasks not done; confusions and recent are bounded by LIMIT 10 once sorted.
+ * Cost. The totals are over all time, so they read every row the process has in items,
+ * decisions and feedback once (feedback through decisions and feedback_decision). Those
+ * reads want indexes on items (process, received_at), decisions (process, created_at) and
+ * tasks (process, state), which the store does not have yet: until it does, each of them
+ * scans its table (as the registry's own counts already do). With them every read is an
+ * index range, and the ten recent decisions are the last ten entries of one. The queue
+ * counts and the escalations go through tasks_queue, bounded by the queue's tasks not done
+ * and by the escalation queue; the confusions and recent decisions answer ten rows.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -84,39 +89,45 @@
 
 #include "core/engine_int.h"
 
-/* Places a time column in the window: its bucket index, -1 before the window, -2 after it.
- * ?2 is the window's start, ?3 its end and ?4 a bucket's length, all in ms. */
-#define BUCKET(col)                                                                                \
-    "CASE WHEN " col " < ?2 THEN -1 WHEN " col " >= ?3 THEN -2 ELSE (" col " - ?2) / ?4 END"
-
+/*
+ * The grouped reads. Each places a row in time with its bucket "b": the index of its bucket
+ * in the window, -1 before the window, -2 after it. ?1 is the process, ?2 the window's
+ * start, ?3 its end and ?4 a bucket's length, all in ms.
+ */
 static const char items_sql[] =
-    "SELECT " BUCKET("received_at") " AS b, count(*) FROM items WHERE process = ?1 GROUP BY b";
+    "SELECT CASE WHEN received_at < ?2 THEN -1 WHEN received_at >= ?3 THEN -2 ELSE "
+    "(received_at - ?2) / ?4 END AS b, count(*) FROM items WHERE process = ?1 GROUP BY b";
 
 static const char decisions_sql[] =
-    "SELECT " BUCKET("created_at") " AS b, sum(autonomous <> 0), sum(autonomous = 0), "
+    "SELECT CASE WHEN created_at < ?2 THEN -1 WHEN created_at >= ?3 THEN -2 ELSE "
+    "(created_at - ?2) / ?4 END AS b, sum(autonomous <> 0), sum(autonomous = 0), "
     "count(task_id), count(CASE WHEN task_id IS NOT NULL AND proposal IS NOT NULL THEN 1 END), "
     "count(CASE WHEN task_id IS NOT NULL AND proposal IS NOT NULL AND value <> proposal THEN 1 "
     "END) FROM decisions WHERE process = ?1 GROUP BY b";
 
 static const char feedback_sql[] =
-    "SELECT " BUCKET("f.created_at") " AS b, count(*), sum(f.verdict = 'inaccurate') FROM "
-    "feedback f JOIN decisions d ON d.id = f.decision_id WHERE d.process = ?1 AND "
-    "d.autonomous <> 0 GROUP BY b";
+    "SELECT CASE WHEN f.created_at < ?2 THEN -1 WHEN f.created_at >= ?3 THEN -2 ELSE "
+    "(f.created_at - ?2) / ?4 END AS b, count(*), sum(f.verdict = 'inaccurate') FROM feedback "
+    "f JOIN decisions d ON d.id = f.decision_id WHERE d.process = ?1 AND d.autonomous <> 0 "
+    "GROUP BY b";
 
 static const char queued_sql[] = "SELECT count(*) FROM tasks WHERE process = ?1 AND state IN "
                                  "('open', 'claimed', 'confirming')";
 
+/* Through tasks_queue: the unary "+" keeps an index on the process from being picked
+ * instead, which would read every task the process ever had. */
 static const char escalated_sql[] =
-    "SELECT count(*) FROM tasks WHERE queue = ?1 AND process = ?2 AND step = ?3";
+    "SELECT count(*) FROM tasks WHERE queue = ?1 AND +process = ?2 AND +step = ?3";
 
-/* ?3 is now. "open" is what the queue's own listing calls open (tasks.c). */
+/* ?3 is now. "open" is what the queue's own listing calls open (tasks.c). Through
+ * tasks_queue (queue, state): bounded by the queue's tasks not done. */
 static const char queue_sql[] =
     "SELECT count(CASE WHEN state = 'open' OR (state = 'claimed' AND lease_until < ?3) THEN 1 "
     "END), count(CASE WHEN state = 'claimed' AND lease_until >= ?3 THEN 1 END), "
     "count(CASE WHEN state = 'confirming' THEN 1 END), "
     "min(CASE WHEN state = 'open' OR (state = 'claimed' AND lease_until < ?3) THEN created_at "
     "END), count(CASE WHEN due_at < ?3 THEN 1 END) FROM tasks WHERE queue = ?1 AND state IN "
-    "('open', 'claimed', 'confirming') AND process = ?2";
+    "('open', 'claimed', 'confirming') AND +process = ?2";
 
 /* Labels as the fairness report shows them: a JSON string's text, other values as JSON. */
 static const char confusions_sql[] =
@@ -131,8 +142,6 @@ static const char confusions_sql[] =
 static const char recent_sql[] =
     "SELECT id, item_id, step, value, confidence, by, autonomous, created_at FROM decisions "
     "WHERE process = ?1 ORDER BY created_at DESC, seq DESC LIMIT 10";
-
-#define TOP 10 /* confusions and recent decisions */
 
 /* The counts of a bucket, or of all time. */
 typedef struct counts {
@@ -171,13 +180,14 @@ static void add_feedback(sqlite3_stmt *st, counts *c)
     c->overrides += sqlite3_column_int64(st, 2);
 }
 
-/* Prepares (or finds on the connection) a statement and binds the process as ?1. */
-static int statement(sqlite3 *db, const char *sql, const char *process, sqlite3_stmt **st,
+/* Prepares (or finds on the connection) a statement and binds ?1: the process, or for the
+ * queue's and the escalations' counts the queue. */
+static int statement(sqlite3 *db, const char *sql, const char *first, sqlite3_stmt **st,
                      tdm_error *err)
 {
     int rc = tdm__db_kept(db, sql, st, err);
     if (rc == 0)
-        sqlite3_bind_text(*st, 1, process, -1, SQLITE_STATIC);
+        sqlite3_bind_text(*st, 1, first, -1, SQLITE_STATIC);
     return rc;
 }
 
@@ -192,8 +202,8 @@ static int finish(sqlite3 *db, sqlite3_stmt *st, int step, tdm_error *err)
 }
 
 /* Runs a grouped query: every row into the totals, the window's rows into their bucket. */
-static int grouped(sqlite3 *db, const char *sql, const char *process, const window *w,
-                   add_fn add, counts *total, counts *series, tdm_error *err)
+static int grouped(sqlite3 *db, const char *sql, const char *process, const window *w, add_fn add,
+                   counts *total, counts *series, tdm_error *err)
 {
     sqlite3_stmt *st;
     int rc = statement(db, sql, process, &st, err);
@@ -212,7 +222,7 @@ static int grouped(sqlite3 *db, const char *sql, const char *process, const wind
     return finish(db, st, s, err);
 }
 
-/* One count of the process (?1) and, when given, ?2 and ?3 text values. */
+/* A count, with ?1 and, when given, ?2 and ?3 bound to text values. */
 static int count_one(sqlite3 *db, const char *sql, const char *a1, const char *a2, const char *a3,
                      int64_t *out, tdm_error *err)
 {
@@ -249,8 +259,8 @@ static json_t *bucket_json(const counts *c, int64_t at, double minutes_per_item)
                      "items", (json_int_t)c->items, "decided_by_ai", (json_int_t)c->by_ai,
                      "decided_by_people", (json_int_t)c->by_people, "automation_rate",
                      rate(c->by_ai, c->by_ai + c->by_people), "human_answers",
-                     (json_int_t)c->answers, "overrides", (json_int_t)c->overrides,
-                     "override_rate", rate(c->overrides, c->reviews), "hours_saved",
+                     (json_int_t)c->answers, "overrides", (json_int_t)c->overrides, "override_rate",
+                     rate(c->overrides, c->reviews), "hours_saved",
                      (double)c->by_ai * minutes_per_item / 60.0);
 }
 
@@ -262,10 +272,9 @@ static json_t *totals_json(const counts *c, int64_t queued, int64_t escalated,
                      (json_int_t)c->items, "decided_by_ai", (json_int_t)c->by_ai,
                      "decided_by_people", (json_int_t)c->by_people, "queued", (json_int_t)queued,
                      "automation_rate", rate(c->by_ai, c->by_ai + c->by_people), "human_answers",
-                     (json_int_t)c->answers, "overrides", (json_int_t)c->overrides,
-                     "override_rate", rate(c->overrides, c->reviews), "escalations",
-                     (json_int_t)escalated, "hours_saved",
-                     (double)c->by_ai * minutes_per_item / 60.0);
+                     (json_int_t)c->answers, "overrides", (json_int_t)c->overrides, "override_rate",
+                     rate(c->overrides, c->reviews), "escalations", (json_int_t)escalated,
+                     "hours_saved", (double)c->by_ai * minutes_per_item / 60.0);
 }
 
 static json_t *series_json(const counts *series, const window *w, double minutes_per_item)
@@ -336,8 +345,8 @@ static int escalations(sqlite3 *db, proc_state *ps, int64_t *out, tdm_error *err
         if (si->escalation_queue == NULL)
             continue;
         int64_t n;
-        int rc = count_one(db, escalated_sql, si->escalation_queue, tdm_process_name(ps->p),
-                           si->id, &n, err);
+        int rc = count_one(db, escalated_sql, si->escalation_queue, tdm_process_name(ps->p), si->id,
+                           &n, err);
         if (rc != 0)
             return rc;
         *out += n;
@@ -431,8 +440,8 @@ static int confusions_json(sqlite3 *db, const char *process, json_t **out, tdm_e
     json_t *list = json_array();
     int s = SQLITE_DONE;
     while (list != NULL && (s = sqlite3_step(st)) == SQLITE_ROW) {
-        json_t *c = json_pack("{s:o, s:o, s:I}", "proposed", label(st, 0), "actual",
-                              label(st, 1), "count", (json_int_t)sqlite3_column_int64(st, 2));
+        json_t *c = json_pack("{s:o, s:o, s:I}", "proposed", label(st, 0), "actual", label(st, 1),
+                              "count", (json_int_t)sqlite3_column_int64(st, 2));
         if (c == NULL || json_array_append_new(list, c) != 0) {
             json_decref(list);
             list = NULL;
@@ -464,8 +473,7 @@ static int recent_json(sqlite3 *db, const char *process, json_t **out, tdm_error
         json_t *v = value != NULL ? json_loads(value, JSON_DECODE_ANY, NULL) : NULL;
         json_t *d = json_pack(
             "{s:s, s:s, s:s, s:o, s:o, s:s, s:b, s:o}", "decision_id", text(st, 0), "item_id",
-            text(st, 1), "step", text(st, 2), "value",
-            v != NULL ? v : json_null(), "confidence",
+            text(st, 1), "step", text(st, 2), "value", v != NULL ? v : json_null(), "confidence",
             sqlite3_column_type(st, 4) == SQLITE_NULL ? json_null()
                                                       : json_real(sqlite3_column_double(st, 4)),
             "by", text(st, 5), "autonomous", sqlite3_column_int(st, 6) != 0, "at",
@@ -489,8 +497,8 @@ static int recent_json(sqlite3 *db, const char *process, json_t **out, tdm_error
 }
 
 /* Everything the answer holds that the store gives, read inside the caller's transaction. */
-static int read_all(sqlite3 *db, proc_state *ps, const window *w, const char *bucket,
-                    json_t **out, tdm_error *err)
+static int read_all(sqlite3 *db, proc_state *ps, const window *w, const char *bucket, json_t **out,
+                    tdm_error *err)
 {
     const tdm_process *p = ps->p;
     const char *process = tdm_process_name(p);
