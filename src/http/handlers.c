@@ -878,7 +878,7 @@ void tdm__http_h_dashboard(tdm__http_request *req, tdm__http_response *res)
         return;
     char *json = NULL;
     tdm_error err = {0};
-    int rc = tdm_engine_dashboard(req->engine, req->params[0], bucket, (unsigned)points, &json,
-                                  &err);
+    int rc =
+        tdm_engine_dashboard(req->engine, req->params[0], bucket, (unsigned)points, &json, &err);
     engine_answer(res, rc, json, &err);
 }
