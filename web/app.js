@@ -90,6 +90,10 @@ function who(by) {
   if (by.startsWith('model:')) return 'AI';
   return by.replace(/^person:/, '');
 }
+function clock(iso) {
+  const d = new Date(iso);
+  return Number.isNaN(d.getTime()) ? iso : (new Date().toDateString() === d.toDateString() ? '' : d.toLocaleDateString('en-GB', { day: 'numeric', month: 'short' }) + ' ') + d.toLocaleTimeString('en-GB');
+}
 function timeEl(iso) {
   return h('time', { datetime: iso || '', title: iso || '' }, time(iso));
 }
@@ -698,7 +702,7 @@ function typeahead({ id, label, choices, onPick, onCancel, exclude }) {
     }
   });
   const wrap = h('div', { class: 'ta' }, h('label', { for: id }, label), input, list, hint);
-  return { el: wrap, input, reset() { input.value = ''; matches = []; active = -1; draw(); } };
+  return { el: wrap, input, reset() { input.value = ''; matches = []; active = -1; draw(); }, close() { matches = []; active = -1; draw(); } };
 }
 
 async function viewTaskById(el, parts, _q, gen) {
@@ -903,8 +907,7 @@ function drawTask(el, t, ctx) {
       h('span', { class: 'muted small mono' }, t.id),
       h('span', { class: 'badge accent' }, t.process + ' / ' + t.step),
       h('span', { class: 'badge', 'data-testid': 'task-state' }, t.state + (t.claimed_by ? ' by ' + t.claimed_by : '')),
-      dueBadge,
-      h('div', { class: 'tools' }, h('span', { class: 'muted small' }, 'Keys: ', h('kbd', null, '?')))),
+      dueBadge),
     banner,
     h('div', { class: 'grid', 'data-task-id': t.id, 'data-testid': 'task' },
       h('div', { class: 'col' }, itemCard, reasonsCard),
@@ -955,7 +958,7 @@ async function viewItem(el, parts, _q, gen) {
 function decisionView(d, item, allowed, gen) {
   const fb = d.feedback || [];
   const box = h('div', { class: 'card', 'data-testid': 'decision', 'data-decision-id': d.id });
-  const form = h('div', { hidden: true, 'data-testid': 'inaccurate-form' });
+  const form = h('div', { hidden: true, class: 'fbform', 'data-testid': 'inaccurate-form' });
   const msg = h('p', { class: 'error', role: 'alert' });
   const send = async (verdict, correction, comment) => {
     const body = { verdict };
@@ -977,7 +980,7 @@ function decisionView(d, item, allowed, gen) {
   const pickedEl = h('span', { class: 'small', 'data-testid': 'picked' });
   const ta = choices.length ? typeahead({
     id: cid, label: 'Correct value (optional)', choices, exclude: d.value,
-    onPick: v => { picked = v; ta.input.value = v; pickedEl.textContent = 'Correction: ' + v; commentIn.focus(); },
+    onPick: v => { picked = v; ta.input.value = v; ta.close(); pickedEl.textContent = 'Correction: ' + v; commentIn.focus(); },
     onCancel: () => { form.hidden = true; },
   }) : null;
   const freeIn = choices.length ? null : h('input', { id: cid, type: 'text', autocomplete: 'off' });
@@ -1312,7 +1315,15 @@ function summary(data) {
   if (typeof data !== 'object') return String(data);
   const parts = Object.entries(data).map(([k, v]) => k + '=' + (typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v)));
   const text = parts.join(' · ');
-  return text.length > 160 ? text.slice(0, 159) + '…' : text;
+  return text.length > 120 ? text.slice(0, 119) + '…' : text;
+}
+/* An audit entry's subject, linked to its page where the workspace has one. */
+function subjectLink(e) {
+  const kind = e.event.split('.')[0];
+  if (kind === 'item') return h('a', { href: '#/item/' + enc(e.subject) }, e.subject);
+  if (kind === 'task') return h('a', { href: '#/task/' + enc(e.subject) }, e.subject);
+  if (kind === 'decision' && e.data && e.data.item) return h('a', { href: '#/item/' + enc(e.data.item), title: 'decision on item ' + e.data.item }, e.subject);
+  return e.subject;
 }
 
 async function viewAudit(el, _parts, query, gen) {
@@ -1357,8 +1368,8 @@ async function viewAudit(el, _parts, query, gen) {
       entries.length ? h('div', { class: 'scroll' }, h('table', { 'data-testid': 'audit' },
         h('thead', null, h('tr', null, ['Seq', 'Time', 'Actor', 'Event', 'Subject', 'Data'].map(c => h('th', { scope: 'col' }, c)))),
         h('tbody', null, entries.map(e => h('tr', null,
-          h('td', { class: 'num' }, e.seq), h('td', { class: 'nowrap small' }, timeEl(e.at)), h('td', { class: 'small' }, e.actor),
-          h('td', { class: 'small' }, h('code', null, e.event)), h('td', { class: 'small mono' }, /^itm|^msg/.test(e.subject) ? h('a', { href: '#/item/' + enc(e.subject) }, e.subject) : e.subject),
+          h('td', { class: 'num' }, e.seq), h('td', { class: 'nowrap small' }, h('time', { datetime: e.at, title: e.at }, clock(e.at))), h('td', { class: 'small' }, e.actor),
+          h('td', { class: 'small' }, h('code', null, e.event)), h('td', { class: 'small mono' }, subjectLink(e)),
           h('td', { class: 'small muted', title: JSON.stringify(e.data) }, summary(e.data)))))))
         : h('p', { class: 'muted' }, 'No entries match.'),
       h('div', { class: 'row' },

@@ -649,13 +649,13 @@ static int related_index(tdm__tx *tx, const tdm_process *p, tdm_error *err)
                  "CREATE INDEX \"%s\" ON items (%s, received_at) WHERE process = '%s' AND %s "
                  "IS NOT NULL",
                  index, expr, name, expr);
-    sqlite3_stmt *st =
-        tdm__stmt(tx->stmts, "SELECT sql FROM sqlite_schema WHERE type = 'index' AND name = ?", err);
+    sqlite3_stmt *st = tdm__stmt(
+        tx->stmts, "SELECT sql FROM sqlite_schema WHERE type = 'index' AND name = ?", err);
     if (st == NULL)
         return err->code;
     sqlite3_bind_text(st, 1, index, -1, SQLITE_STATIC);
-    const char *have = sqlite3_step(st) == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0)
-                                                      : NULL;
+    const char *have =
+        sqlite3_step(st) == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0) : NULL;
     int same = have != NULL ? strcmp(have, want) == 0 : want[0] == '\0';
     int exists = have != NULL;
     sqlite3_reset(st);
@@ -775,10 +775,10 @@ static int put_run(tdm__tx *tx, tdm__job *job, tdm_error *err)
     for (size_t i = 0; i < ps->n_steps; i++)
         json_array_append_new(steps, json_string(tdm_process_step(p, i)->id));
     rc = tdm__tx_audit(tx, c->actor, "process.applied", name,
-                           json_pack("{s:I, s:s, s:o, s:o, s:o}", "version", (json_int_t)version,
-                                     "owner", tdm_process_owner(p), "kpis", kpis, "steps", steps,
-                                     "changed_steps", changed),
-                           err);
+                       json_pack("{s:I, s:s, s:o, s:o, s:o}", "version", (json_int_t)version,
+                                 "owner", tdm_process_owner(p), "kpis", kpis, "steps", steps,
+                                 "changed_steps", changed),
+                       err);
     if (rc != 0)
         return rc;
     return tdm__tx_effect(tx, put_apply, NULL, c);

@@ -913,7 +913,7 @@ static int duplicate_in(vctx *v, const ynode *seq, const char *const *s, size_t 
 
 /* ---- the schema --------------------------------------------------------------------------- */
 
-static const char *const top_keys[] = {"process", "description", "owner", "kpis",
+static const char *const top_keys[] = {"process",  "description", "owner",     "kpis",
                                        "baseline", "steps",       "related_by"};
 enum { K_PROCESS, K_DESCRIPTION, K_OWNER, K_KPIS, K_BASELINE, K_STEPS, K_RELATED_BY };
 

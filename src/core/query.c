@@ -58,11 +58,11 @@ static int decision_context(tdm_engine *e, sqlite3 *db, const char *process, jso
         sqlite3_bind_text(st, 1, json_string_value(json_object_get(d, "id")), -1, SQLITE_STATIC);
         int step;
         while ((step = sqlite3_step(st)) == SQLITE_ROW)
-            json_array_append_new(
-                list, json_pack("{s:s, s:s, s:o, s:o, s:o}", "verdict", text(st, 0), "by",
-                                text(st, 1), "at", tdm__json_time(sqlite3_column_int64(st, 2)),
-                                "correction", json_or_null(text(st, 3)), "comment",
-                                opt_text(st, 4)));
+            json_array_append_new(list, json_pack("{s:s, s:s, s:o, s:o, s:o}", "verdict",
+                                                  text(st, 0), "by", text(st, 1), "at",
+                                                  tdm__json_time(sqlite3_column_int64(st, 2)),
+                                                  "correction", json_or_null(text(st, 3)),
+                                                  "comment", opt_text(st, 4)));
         if (step != SQLITE_DONE)
             rc = tdm__db_error(db, step, err, "reading feedback");
         sqlite3_reset(st);

@@ -76,8 +76,8 @@ static json_t *task_json(sqlite3_stmt *st, int64_t now)
         sqlite3_column_int(st, 7), "due_at", tdm__json_time(sqlite3_column_int64(st, 8)),
         "created_at", tdm__json_time(sqlite3_column_int64(st, 19)), "why", text(st, 16), "proposal",
         proposal, "reasons", json_or_null(text(st, 18)), "item", json_or_null(text(st, 21)));
-    json_object_set_new(t, "alternatives", text(st, 27) != NULL ? json_or_null(text(st, 27))
-                                                                : json_array());
+    json_object_set_new(t, "alternatives",
+                        text(st, 27) != NULL ? json_or_null(text(st, 27)) : json_array());
     if (text(st, 17) != NULL)
         json_object_set_new(t, "rule", json_string(text(st, 17)));
     if (claimed) {
@@ -416,11 +416,11 @@ static json_t *related_json(sqlite3 *db, const tdm_process *p, const char *item_
         sqlite3_bind_text(st, 2, item_id, -1, SQLITE_STATIC) == SQLITE_OK) {
         int step;
         while ((step = sqlite3_step(st)) == SQLITE_ROW)
-            json_array_append_new(
-                list, json_pack("{s:s, s:s, s:s, s:o, s:s, s:o}", "item_id", text(st, 0),
-                                "decision_id", text(st, 1), "step", text(st, 5), "value",
-                                json_or_null(text(st, 2)), "by", text(st, 3), "at",
-                                tdm__json_time(sqlite3_column_int64(st, 4))));
+            json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:o, s:s, s:o}", "item_id",
+                                                  text(st, 0), "decision_id", text(st, 1), "step",
+                                                  text(st, 5), "value", json_or_null(text(st, 2)),
+                                                  "by", text(st, 3), "at",
+                                                  tdm__json_time(sqlite3_column_int64(st, 4))));
         if (step != SQLITE_DONE)
             *rc = tdm__db_error(db, step, err, "reading related items");
     }

@@ -79,7 +79,7 @@ struct tdm_server {
     pthread_cond_t hub_wake;
     pthread_t hub;
     int hub_running;
-    int stopping; /* under hub_lock */
+    int stopping;           /* under hub_lock */
     struct stream *waiting; /* suspended streams, under hub_lock */
     int n_streams;          /* open streams, under hub_lock */
 };
@@ -210,10 +210,9 @@ static int add_headers(struct MHD_Response *r, const tdm__http_response *res)
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
         if (MHD_add_response_header(r, fixed[i][0], fixed[i][1]) != MHD_YES)
             return -1;
-    if (MHD_add_response_header(r, "Content-Security-Policy",
-                                res->page ? page_csp
-                                          : "default-src 'none'; frame-ancestors 'none'") !=
-            MHD_YES ||
+    if (MHD_add_response_header(
+            r, "Content-Security-Policy",
+            res->page ? page_csp : "default-src 'none'; frame-ancestors 'none'") != MHD_YES ||
         MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL,
                                 res->page ? "no-cache" : "no-store") != MHD_YES)
         return -1;
@@ -343,8 +342,8 @@ static int stream_fill(stream *st)
             n--;
         st->pending = malloc(cap);
         if (st->pending != NULL)
-            st->len = (size_t)snprintf(st->pending, cap, "event: queues\ndata: %.*s\n\n", (int)n,
-                                       json);
+            st->len =
+                (size_t)snprintf(st->pending, cap, "event: queues\ndata: %.*s\n\n", (int)n, json);
         st->fingerprint = fp;
         st->sent_once = 1;
     } else if (now - st->last_sent >= STREAM_KEEPALIVE) {
@@ -426,16 +425,14 @@ static enum MHD_Result start_stream(conn_ctx *c, struct MHD_Connection *conn)
     pthread_mutex_unlock(&s->hub_lock);
     if (full) {
         tdm__http_error(&res, 503, "unavailable", "",
-                        "the server has %d live streams open, its most; retry later",
-                        STREAMS_MAX);
+                        "the server has %d live streams open, its most; retry later", STREAMS_MAX);
         res.retry_after = 5;
         return answer(c, conn, &res);
     }
     stream *st = calloc(1, sizeof *st);
-    struct MHD_Response *r =
-        st != NULL ? MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, st,
-                                                       stream_free)
-                   : NULL;
+    struct MHD_Response *r = st != NULL ? MHD_create_response_from_callback(
+                                              MHD_SIZE_UNKNOWN, 4096, stream_read, st, stream_free)
+                                        : NULL;
     if (r == NULL) {
         free(st);
         pthread_mutex_lock(&s->hub_lock);

@@ -2,8 +2,9 @@
 # tests/e2e/run.sh TANDEM_BINARY [--docs]
 #
 # The browser tests of the workspace: sets up a support-triage process on a fresh database
-# (trained on examples/support-triage/data/train.csv), four tokens (admin, ana the reviewer,
-# olga the owner, vic the viewer), starts `tandem serve` on a free port of 127.0.0.1, sends
+# (trained on examples/support-triage/data/train.csv), tokens (admin; ana and bob, reviewers
+# of the support queue; olga, owner of support-triage; vic, a viewer; intake, a service),
+# starts `tandem serve` on a free port of 127.0.0.1, sends
 # it about 300 test messages and runs workspace.test.mjs, which drives Debian's chromium
 # (headless, through playwright-core) against it.
 #
@@ -77,13 +78,15 @@ timeout 60 "$TANDEM" process apply "$SRC/examples/support-triage/process.yaml" -
 timeout 120 "$TANDEM" train --process support-triage "$SRC/examples/support-triage/data/train.csv" --db "$DB" >"$WORK/train.out"
 
 token() {
-    timeout 30 "$TANDEM" token create --name "$1" --role "$2" ${3:+--scope "$3"} --db "$DB"
+    timeout 30 "$TANDEM" token create --name "$1" --role "$2" ${3:+--scope "$3"} --db "$DB" 2>"$WORK/token.err" ||
+        fail "tandem token create --name $1 --role $2 failed: $(cat "$WORK/token.err")"
 }
 ADMIN_TOKEN=$(token admin admin)
 ANA_TOKEN=$(token ana reviewer support)
 OLGA_TOKEN=$(token olga owner support-triage)
 VIC_TOKEN=$(token vic viewer)
 BOB_TOKEN=$(token bob reviewer support)
+SVC_TOKEN=$(token intake service support-triage)
 
 # The test messages: every tenth row of test.csv, with an id and a customer (ten messages
 # per customer, so a task has earlier decisions on related items), without the true
@@ -150,12 +153,13 @@ step "$(grep -c '"decided"' "$WORK/submitted.jsonl" || true) decided by the AI, 
 
 SHOTS=${TDM_E2E_SCREENSHOTS:-$SRC/build/e2e/screenshots}
 mkdir -p "$SHOTS"
+rm -f "$SHOTS"/failed-*.png
 
 step "running workspace.test.mjs against chromium"
 status=0
 TDM_URL=$URL TDM_WORK=$WORK TDM_SRC=$SRC TDM_CHROMIUM=$CHROMIUM TDM_E2E_SCREENSHOTS=$SHOTS \
     TDM_ADMIN_TOKEN=$ADMIN_TOKEN TDM_ANA_TOKEN=$ANA_TOKEN TDM_OLGA_TOKEN=$OLGA_TOKEN \
-    TDM_VIC_TOKEN=$VIC_TOKEN TDM_BOB_TOKEN=$BOB_TOKEN \
+    TDM_VIC_TOKEN=$VIC_TOKEN TDM_BOB_TOKEN=$BOB_TOKEN TDM_SVC_TOKEN=$SVC_TOKEN \
     timeout 170 node "$HERE/workspace.test.mjs" || status=$?
 if [ "$status" -ne 0 ]; then
     [ "$status" -eq 124 ] && echo "e2e: FAIL: workspace.test.mjs ran out of its 170 s" >&2

@@ -29,6 +29,7 @@ const TOKENS = {
     olga: need('TDM_OLGA_TOKEN'),
     vic: need('TDM_VIC_TOKEN'),
     bob: need('TDM_BOB_TOKEN'),
+    svc: need('TDM_SVC_TOKEN'),
 };
 const CHROMIUM = process.env.TDM_CHROMIUM || '/usr/bin/chromium';
 const SHOTS = process.env.TDM_E2E_SCREENSHOTS || path.resolve(HERE, '../../build/e2e/screenshots');
@@ -184,10 +185,16 @@ await scenario('1. ana signs in with her token; the inbox shows the support queu
     await ana.waitForSelector('#token', { timeout: T });
     await shot(ana, 'signin');
     await axe(ana, 'sign-in');
-    /* A wrong token is refused plainly. */
+    /* A wrong token is refused plainly, and so is a service token (made for machines). */
     await ana.keyboard.type('tdm_not_a_token');
     await ana.keyboard.press('Enter');
     await waitUntil(ana, 'the sign-in to refuse a wrong token', () => /unknown or revoked/.test(document.getElementById('signin-msg')?.textContent || ''));
+    await ana.keyboard.press('Control+A');
+    await ana.keyboard.press('Backspace');
+    await ana.keyboard.type(TOKENS.svc);
+    await ana.keyboard.press('Enter');
+    await waitUntil(ana, 'the sign-in to turn a service token away', () => /service token/.test(document.getElementById('signin-msg')?.textContent || ''));
+    assert.equal(await ana.evaluate(() => sessionStorage.getItem('tdm.token')), null, 'a service token must not be kept');
     await ana.keyboard.press('Control+A');
     await ana.keyboard.press('Backspace');
     await ana.keyboard.type(TOKENS.ana);
@@ -453,7 +460,7 @@ await scenario('6. feedback: one click "Accurate" on an AI decision; "Inaccurate
 
     await go(ana, '#/item/' + encodeURIComponent(two.id), '[data-testid="inaccurate"]');
     const dec = (await apiOk('admin', 'GET', '/v1/items/' + encodeURIComponent(two.id))).decisions.find(d => d.id === two.decision.id);
-    const correction = dec.choices.filter(c => c !== dec.value).sort()[0];
+    const correction = ['card_arrival', 'card_linking'].find(c => c !== dec.value && dec.choices.includes(c)) || dec.choices.find(c => c !== dec.value);
     await ana.click('[data-testid="inaccurate"]');
     const input = '#fix-' + two.decision.id;
     await ana.waitForSelector(input, { state: 'visible', timeout: T });

@@ -1131,7 +1131,8 @@ static void test_examples(void **state)
 static void test_related_by(void **state)
 {
     (void)state;
-    tdm_process *p = parse_ok(minimal_with("process: p\n", "process: p\nrelated_by: customer_id\n"));
+    tdm_process *p =
+        parse_ok(minimal_with("process: p\n", "process: p\nrelated_by: customer_id\n"));
     assert_string_equal(tdm_process_related_by(p), "customer_id");
     tdm_process_free(p);
     p = parse_ok(MINIMAL);
