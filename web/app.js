@@ -1052,18 +1052,20 @@ function barChart(points, { max, label, fmt, color = '#2346a8', height = 140 }) 
 function budgetGauge(st) {
   const err = st.audited_error, bound = st.audited_error_bound, budget = st.max_error;
   const max = Math.max(budget || 0, bound || 0, err || 0) * 1.25 || 0.1;
-  const W0 = 560, H0 = 54, left = 4, right = 4;
+  const W0 = 560, H0 = 58, left = 4, right = 4;
   const x = v => left + (W0 - left - right) * Math.min(1, (v || 0) / max);
   const label = 'Audited error ' + pct(err, 1) + ', upper bound ' + pct(bound, 1) + ', risk budget ' + pct(budget, 1) + ' (step ' + st.step + ')';
   const svg = s('svg', { viewBox: `0 0 ${W0} ${H0}`, role: 'img', 'aria-label': label }, s('title', null, label),
-    s('rect', { x: left, y: 14, width: W0 - left - right, height: 16, fill: '#eef1f4', rx: 3 }));
-  if (bound !== null && bound !== undefined) svg.append(s('rect', { x: left, y: 14, width: x(bound) - left, height: 16, fill: '#b9c6e6', rx: 3 }));
-  if (err !== null && err !== undefined) svg.append(s('rect', { x: left, y: 14, width: Math.max(2, x(err) - left), height: 16, fill: '#2346a8', rx: 3 }));
+    s('rect', { x: left, y: 18, width: W0 - left - right, height: 16, fill: '#eef1f4', rx: 3 }));
+  if (bound !== null && bound !== undefined) svg.append(s('rect', { x: left, y: 18, width: x(bound) - left, height: 16, fill: '#b9c6e6', rx: 3 }));
+  if (err !== null && err !== undefined) svg.append(s('rect', { x: left, y: 18, width: Math.max(2, x(err) - left), height: 16, fill: '#2346a8', rx: 3 }));
   if (budget !== null && budget !== undefined) {
-    svg.append(s('line', { x1: x(budget), x2: x(budget), y1: 6, y2: 38, stroke: '#a3161b', 'stroke-width': 2.5 }),
-      s('text', { x: x(budget), y: 50, 'text-anchor': 'middle', fill: '#a3161b' }, 'budget ' + pct(budget, 1)));
+    const bx = x(budget);
+    const anchor = bx < 70 ? 'start' : bx > W0 - 70 ? 'end' : 'middle';
+    svg.append(s('line', { x1: bx, x2: bx, y1: 13, y2: 39, stroke: '#a3161b', 'stroke-width': 2.5 }),
+      s('text', { x: anchor === 'start' ? Math.max(left, bx - 4) : bx, y: 10, 'text-anchor': anchor, fill: '#a3161b' }, 'budget ' + pct(budget, 1)));
   }
-  svg.append(s('text', { x: left, y: 50 }, '0%'));
+  svg.append(s('text', { x: left, y: 53 }, '0%'), s('text', { x: W0 - right, y: 53, 'text-anchor': 'end' }, pct(max, 1)));
   return svg;
 }
 
