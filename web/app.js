@@ -1288,8 +1288,7 @@ async function viewRegistry(el, _parts, _q, gen) {
     if (gen !== S.gen) return;
     const ucs = data.use_cases || [];
     holder.replaceChildren(h('div', { class: 'card' }, ucs.length ? h('div', { class: 'scroll' }, h('table', { 'data-testid': 'registry' },
-      h('thead', null, h('tr', null, ['Use case', 'Owners', 'KPIs', 'Risk budget', 'Threshold', 'Automation', 'Audited error', 'State'].map(c => h('th', { scope: 'col' }, c)),
-        h('th', { scope: 'col' }, h('span', { class: 'vh' }, 'Kill switch')))),
+      h('thead', null, h('tr', null, ['Use case', 'Owners', 'KPIs', 'Risk budget', 'Threshold', 'Automation', 'Audited error', 'State'].map(c => h('th', { scope: 'col' }, c)))),
       h('tbody', null, ucs.map(u => {
         const rb = u.risk_budget || {};
         const over = u.audited_error_bound !== null && u.audited_error_bound > rb.max_error;
@@ -1302,8 +1301,8 @@ async function viewRegistry(el, _parts, _q, gen) {
           h('td', { class: 'num small' }, u.threshold === null ? 'none' : num(u.threshold, 3)),
           h('td', { class: 'num small' }, pct(u.automation_rate, 1), h('div', { class: 'muted' }, num(u.autonomous) + ' / ' + num(u.routed))),
           h('td', { class: 'num small' }, pct(u.audited_error, 1), h('div', { class: over ? 'error' : 'muted' }, 'bound ' + pct(u.audited_error_bound, 1) + ' · n=' + num(u.audited))),
-          h('td', null, u.paused ? [h('span', { class: 'badge bad', 'data-testid': 'state-' + u.step }, 'paused'), h('div', { class: 'small muted' }, u.pause_reason || '')] : h('span', { class: 'badge ok', 'data-testid': 'state-' + u.step }, 'active')),
-          h('td', null, killSwitch(u.process, { step: u.step, paused: u.paused }, load)));
+          h('td', null, u.paused ? [h('span', { class: 'badge bad', 'data-testid': 'state-' + u.step }, 'paused'), h('div', { class: 'small muted' }, u.pause_reason || '')] : h('span', { class: 'badge ok', 'data-testid': 'state-' + u.step }, 'active'),
+            killSwitch(u.process, { step: u.step, paused: u.paused }, load)));
       })))) : h('p', { class: 'muted' }, 'No AI use case yet.')));
   };
   await load();
@@ -1317,7 +1316,7 @@ function summary(data) {
   if (typeof data !== 'object') return String(data);
   const parts = Object.entries(data).map(([k, v]) => k + '=' + (typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v)));
   const text = parts.join(' · ');
-  return text.length > 120 ? text.slice(0, 119) + '…' : text;
+  return text.length > 96 ? text.slice(0, 95) + '…' : text;
 }
 /* An audit entry's subject, linked to its page where the workspace has one. */
 function subjectLink(e) {

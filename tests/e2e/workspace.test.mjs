@@ -446,10 +446,15 @@ await scenario('5. olga pauses the triage step with the kill switch: the next it
     await olga.waitForSelector('[data-testid="audit"]', { timeout: T });
     const rows = await olga.$$eval('[data-testid="audit"] tbody tr', trs => trs.map(tr => tr.children[2].textContent));
     assert.ok(rows.length >= 2 && rows.every(a => a === 'olga'), `the audit page filtered by actor olga shows actors ${JSON.stringify(rows)}`);
-    await go(olga, '#/audit', '[data-testid="audit"]');
     const chain = await text(olga, 'chain');
     assert.match(chain, /^Chain verified/, `the audit page should say the chain verifies: "${chain}"`);
     await shot(olga, 'audit');
+    await axe(olga, 'audit (filtered)');
+    /* Unfiltered, it opens on the latest entries, and pages back. */
+    await go(olga, '#/audit', '[data-testid="audit-prev"]');
+    const total = (await apiOk('admin', 'GET', '/v1/audit/verify')).entries;
+    const seqs = await olga.$$eval('[data-testid="audit"] tbody tr', trs => trs.map(tr => Number(tr.children[0].textContent)));
+    assert.equal(seqs[seqs.length - 1], total, `the unfiltered audit page should end on the latest entry ${total}; it ends on ${seqs[seqs.length - 1]}`);
     await axe(olga, 'audit');
 }));
 
