@@ -14,6 +14,7 @@ const S = {
   me: null,
   gen: 0,           /* bumped on each navigation: an older view's late answers are dropped */
   cleanup: [],      /* functions to call when the view is left */
+  after: '',        /* the page asked for before signing in */
   keys: null,       /* the current view's key map: {key: {label, run}} */
 };
 
@@ -236,7 +237,8 @@ async function viewSignin(el) {
       S.me = data;
       sessionStorage.setItem('tdm.token', token);
       say('Signed in as ' + data.name + ' (' + data.role + ').');
-      location.hash = home();
+      location.hash = S.after || home();
+      S.after = '';
     } catch (e) {
       msg.textContent = e.status === 401 ? 'That token is unknown or revoked. Check it and try again.' : e.message;
       input.focus();
@@ -282,6 +284,8 @@ async function render() {
     drawFrame();
     el.replaceChildren();
     if (parts[0] !== 'signin') {
+      /* Back to this page once signed in. */
+      if (parts.length) S.after = location.hash;
       history.replaceState(null, '', '#/signin');
     }
     return viewSignin(el);
@@ -648,7 +652,7 @@ function barRow(label, value, max, text, extra) {
 
 /* A type-ahead over a list of allowed values: role=combobox with a listbox of matches.
  * onPick(value) is called with a value from `choices` on Enter; onCancel on Escape. */
-function typeahead({ id, label, choices, onPick, onCancel, exclude }) {
+function typeahead({ id, label, choices, onPick, onCancel, exclude, prefer = [] }) {
   const input = h('input', {
     id, type: 'text', autocomplete: 'off', spellcheck: 'false', role: 'combobox',
     'aria-autocomplete': 'list', 'aria-expanded': 'false', 'aria-controls': id + '-list',
@@ -661,7 +665,8 @@ function typeahead({ id, label, choices, onPick, onCancel, exclude }) {
   let active = -1;
   const update = () => {
     const q = input.value.trim().toLowerCase();
-    const pool = choices.filter(c => c !== exclude);
+    /* The AI's next most likely values first, then the rest in order. */
+    const pool = prefer.filter(c => c !== exclude && choices.includes(c)).concat(choices.filter(c => c !== exclude && !prefer.includes(c)));
     const starts = pool.filter(c => c.toLowerCase().startsWith(q));
     const has = pool.filter(c => !c.toLowerCase().startsWith(q) && c.toLowerCase().replace(/_/g, ' ').includes(q.replace(/_/g, ' ')));
     matches = starts.concat(has).slice(0, 8);
@@ -802,7 +807,7 @@ function drawTask(el, t, ctx) {
   };
 
   const ta = typeahead({
-    id: 'correct', label: 'Correct to', choices, exclude: p ? p.value : null,
+    id: 'correct', label: 'Correct to', choices, exclude: p ? p.value : null, prefer: (t.alternatives || []).map(a => String(a.value)),
     onPick: v => complete('correct', v),
     onCancel: () => { correctBox.hidden = true; ta.reset(); correctButton.focus(); },
   });
@@ -824,7 +829,7 @@ function drawTask(el, t, ctx) {
     c: { label: 'Correct: choose another value', run: startCorrect, disabled: !workable },
     e: { label: 'Escalate to the escalation queue', run: () => complete('escalate'), disabled: !workable },
     m: { label: 'Write a comment (Esc leaves the box)', run: () => comment.focus(), disabled: !workable },
-    n: { label: 'Skip to the next task', run: openNext },
+    n: { label: 'Skip to the next task', run: openNext, disabled: !canWorkTask(t) },
     i: { label: 'Open the item page', run: () => { location.hash = '#/item/' + enc(t.item_id); } },
   };
 

@@ -168,6 +168,20 @@ if [ "$status" -ne 0 ]; then
     exit "$status"
 fi
 
+# The server stops cleanly, and a sanitizer build (TDM_SANITIZE) found nothing while the
+# browser used it.
+kill -TERM "$SERVER_PID"
+for _ in $(seq 1 100); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$SERVER_PID" 2>/dev/null && fail "tandem serve did not stop within 10 s of SIGTERM"
+serve_status=0
+wait "$SERVER_PID" || serve_status=$?
+SERVER_PID=
+if grep -Eq "AddressSanitizer|LeakSanitizer|runtime error:" "$WORK/serve.err"; then
+    grep -E -A 20 "AddressSanitizer|LeakSanitizer|runtime error:" "$WORK/serve.err" | head -n 60 >&2
+    fail "the sanitizers reported the above in tandem serve"
+fi
+[ "$serve_status" -eq 0 ] || fail "tandem serve exited $serve_status on SIGTERM: $(tail -n 5 "$WORK/serve.err")"
+
 if [ "$DOCS" = 1 ]; then
     mkdir -p "$SRC/docs/img"
     cp "$SHOTS"/*.png "$SRC/docs/img/"
