@@ -260,6 +260,7 @@ await scenario('2. ana works 20 tasks by keyboard alone: accept, correct by type
             /* The help overlay lists the keys; Escape closes it. */
             await ana.keyboard.press('?');
             await waitUntil(ana, 'the help overlay', () => document.getElementById('help').open);
+            await axe(ana, 'task view with the help overlay');
             await ana.keyboard.press('Escape');
             await waitUntil(ana, 'the help overlay to close', () => !document.getElementById('help').open);
         }
@@ -411,6 +412,7 @@ await scenario('5. olga pauses the triage step with the kill switch: the next it
     await olga.click('[data-testid="pause-triage"]');
     await waitUntil(olga, 'the confirmation dialog', () => document.getElementById('confirm').open);
     await olga.keyboard.type('checking complaints about card routing');
+    await axe(olga, 'registry with the kill switch dialog open');
     await olga.click('#confirm-ok');
     await olga.waitForSelector('[data-testid="resume-triage"]', { timeout: T });
     assert.equal(await text(olga, 'state-triage'), 'paused', 'the registry should say the step is paused');
@@ -530,6 +532,7 @@ await scenario('7. a task claimed by someone else, opened directly, says plainly
     const banner = await text(ana, 'task-problem');
     assert.match(banner, /claimed by bob until \d\d:\d\d/, `the task page should say who holds the task: "${banner}"`);
     assert.equal(await ana.$eval('[data-testid="accept"]', b => b.disabled), true, 'accept should be disabled on a task someone else holds');
+    await axe(ana, 'task view of a task someone else holds');
     await ana.keyboard.press('a');
     await ana.waitForTimeout(300);
     const t = await apiOk('admin', 'GET', '/v1/tasks/' + encodeURIComponent(id));
@@ -542,6 +545,7 @@ await scenario('7. a task claimed by someone else, opened directly, says plainly
     await waitUntil(ana, 'the conflict to be shown', () => /not recorded/.test(document.querySelector('[data-testid="task-problem"]')?.textContent || ''));
     const conflict = await text(ana, 'task-problem');
     console.log(`  409 shown as: "${conflict}"`);
+    await axe(ana, 'task view after a conflict');
 }));
 
 await scenario('8. axe-core found no serious or critical violation on any page, and no page broke the CSP', async () => {
