@@ -140,7 +140,7 @@ async function api(method, path, body, opts = {}) {
     try { data = JSON.parse(text); } catch (e) { data = null; }
   }
   if (res.status === 401 && !opts.noRedirect) {
-    signOut((data && data.error && data.error.message) || 'Your token is no longer valid.');
+    signOut('Signed out: ' + ((data && data.error && data.error.message) || 'your token is no longer valid') + '. Sign in again.');
     throw new ApiError(401, 'unauthorized', 'Signed out: the token is unknown or revoked.', 'Authorization');
   }
   if (!res.ok) {
@@ -193,7 +193,9 @@ function home() {
 /* ---- sign-in ------------------------------------------------------------------------- */
 
 let signinMessage = '';
-function signOut(message) {
+function signOut(message, comeBack = true) {
+  /* A token refused in the middle of work: once signed in again, back to the same page. */
+  if (comeBack && S.me && location.hash.startsWith('#/') && location.hash !== '#/signin') S.after = location.hash;
   sessionStorage.removeItem('tdm.token');
   S.token = '';
   S.me = null;
@@ -1388,7 +1390,7 @@ async function viewAudit(el, _parts, query, gen) {
 
 /* ---- start --------------------------------------------------------------------------- */
 
-document.getElementById('signout').addEventListener('click', () => signOut('Signed out.'));
+document.getElementById('signout').addEventListener('click', () => signOut('Signed out.', false));
 document.getElementById('keys').addEventListener('click', showHelp);
 document.getElementById('skip').addEventListener('click', ev => {
   ev.preventDefault();
