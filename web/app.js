@@ -1129,7 +1129,10 @@ async function viewDashboard(el, parts, query, gen) {
         api('GET', '/v1/processes/' + enc(name)).catch(() => null),
       ]);
       if (gen !== S.gen) return;
+      /* A live refresh keeps the focus where it was. */
+      const had = holder.contains(document.activeElement) && document.activeElement.dataset.testid;
       holder.replaceChildren(...drawDashboard(data, reg && reg.data, load));
+      if (had) { const again = holder.querySelector('[data-testid="' + had + '"]'); if (again) again.focus(); }
       holder.setAttribute('data-generated-at', data.generated_at || '');
       stamp.replaceChildren('Updated ', timeEl(data.generated_at));
     } finally {
@@ -1248,7 +1251,7 @@ function drawDashboard(d, proc, reload) {
       recent.length ? h('div', { class: 'scroll' }, h('table', null,
         h('thead', null, h('tr', null, h('th', { scope: 'col' }, 'Item'), h('th', { scope: 'col' }, 'Value'), h('th', { scope: 'col', class: 'num' }, 'Conf.'), h('th', { scope: 'col' }, 'By'), h('th', { scope: 'col' }, 'When'))),
         h('tbody', null, recent.slice(0, 12).map(r => h('tr', null,
-          h('td', null, h('a', { href: '#/item/' + enc(r.item_id), class: 'mono small' }, r.item_id)),
+          h('td', { class: 'nowrap' }, h('a', { href: '#/item/' + enc(r.item_id), class: 'mono small' }, r.item_id)),
           h('td', { class: 'small' }, String(r.value)), h('td', { class: 'num small' }, pct(r.confidence)),
           h('td', { class: 'small' }, r.autonomous ? h('span', { class: 'badge accent' }, 'AI alone') : r.by),
           h('td', { class: 'small nowrap' }, timeEl(r.at)))))))
