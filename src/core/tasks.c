@@ -312,10 +312,13 @@ static int claim_run(tdm__tx *tx, tdm__job *job, tdm_error *err)
     if (rc != 0)
         return rc;
     int64_t until = tx->now + (int64_t)c->lease * 1000;
-    sqlite3_stmt *st = tdm__stmt(tx->stmts,
-                                 "UPDATE tasks SET state = 'claimed', claimed_by = ?, lease_until "
-                                 "= ?, updated_at = ? WHERE id = ?",
-                                 err);
+    sqlite3_stmt *st =
+        tdm__stmt(tx->stmts,
+                  "UPDATE tasks SET state = 'claimed', claimed_by = ?1, lease_until "
+                  "= ?2, updated_at = ?3, claimed_at = CASE WHEN state = 'claimed' "
+                  "AND claimed_by = ?1 AND lease_until >= ?3 THEN claimed_at ELSE ?3 "
+                  "END WHERE id = ?4",
+                  err);
     if (st == NULL)
         return err->code;
     sqlite3_bind_text(st, 1, c->actor, -1, SQLITE_STATIC);

@@ -102,6 +102,22 @@ static const char *const migrations[] = {
     /* 3 -> 4: the workspace. A task keeps the AI's next most likely values beside its
      * proposal, for the person who answers it. */
     "ALTER TABLE tasks ADD COLUMN alternatives TEXT;",
+    /* 4 -> 5: measuring and telling. When a task was last claimed (reviewer time), whether
+     * its passing its due time was announced, and webhook subscriptions with their
+     * deliveries (a delivery row is written in the transaction of its event, so none is lost
+     * across a restart). */
+    "ALTER TABLE tasks ADD COLUMN claimed_at INTEGER;"
+    "ALTER TABLE tasks ADD COLUMN sla_notified INTEGER NOT NULL DEFAULT 0;"
+    "CREATE TABLE webhooks ("
+    "  id TEXT PRIMARY KEY, process TEXT NOT NULL, url TEXT NOT NULL, events TEXT NOT NULL,"
+    "  secret TEXT NOT NULL, created_at INTEGER NOT NULL, created_by TEXT NOT NULL,"
+    "  deleted_at INTEGER);"
+    "CREATE TABLE deliveries ("
+    "  id TEXT PRIMARY KEY, webhook_id TEXT NOT NULL, event TEXT NOT NULL,"
+    "  payload TEXT NOT NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,"
+    "  next_at INTEGER NOT NULL, last_status INTEGER, last_error TEXT,"
+    "  created_at INTEGER NOT NULL, delivered_at INTEGER);"
+    "CREATE INDEX deliveries_due ON deliveries (state, next_at);",
 };
 
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])

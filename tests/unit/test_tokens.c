@@ -553,17 +553,20 @@ static void test_migration_from_v1(void **state)
     tdm_engine_close(open_engine());
     sqlite3 *raw;
     assert_int_equal(sqlite3_open(db_path, &raw), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(raw,
-                                  "DROP TABLE tokens; ALTER TABLE tasks DROP COLUMN first_by; "
-                                  "ALTER TABLE tasks DROP COLUMN first_action; ALTER TABLE tasks "
-                                  "DROP COLUMN first_value; ALTER TABLE tasks DROP COLUMN "
-                                  "first_comment; ALTER TABLE decisions DROP COLUMN "
-                                  "confirmed_by; DROP INDEX feedback_decision; ALTER TABLE tasks "
-                                  "DROP COLUMN alternatives; UPDATE meta SET "
-                                  "value = '1' WHERE key = "
-                                  "'schema_version';",
-                                  NULL, NULL, NULL),
-                     SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(raw,
+                     "DROP TABLE tokens; ALTER TABLE tasks DROP COLUMN first_by; "
+                     "ALTER TABLE tasks DROP COLUMN first_action; ALTER TABLE tasks "
+                     "DROP COLUMN first_value; ALTER TABLE tasks DROP COLUMN "
+                     "first_comment; ALTER TABLE decisions DROP COLUMN "
+                     "confirmed_by; DROP INDEX feedback_decision; ALTER TABLE tasks "
+                     "DROP COLUMN alternatives; ALTER TABLE tasks DROP COLUMN claimed_at; "
+                     "ALTER TABLE tasks DROP COLUMN sla_notified; DROP TABLE "
+                     "webhooks; DROP TABLE deliveries; UPDATE meta SET "
+                     "value = '1' WHERE key = "
+                     "'schema_version';",
+                     NULL, NULL, NULL),
+        SQLITE_OK);
     sqlite3_close(raw);
 
     tdm_engine *e = open_engine_mode(1);
