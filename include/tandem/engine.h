@@ -129,8 +129,9 @@ int tdm_engine_get_task(tdm_engine *e, const char *task_id, char **json, tdm_err
 
 /*
  * Claims the next task of `queue` for `actor` (their own unexpired claim first, then the first
- * open task by priority and due time) and answers it as tdm_engine_get_task does. When the
- * queue has nothing open, returns 0 with *json NULL.
+ * open task by priority and due time) and answers it as tdm_engine_get_task does. When
+ * nothing is open, gives (without a claim) a task in state "confirming" whose answer someone
+ * else gave. When there is none of those either, returns 0 with *json NULL.
  */
 int tdm_engine_next_task(tdm_engine *e, const char *queue, const char *actor,
                          unsigned lease_seconds, char **json, tdm_error *err);

@@ -533,7 +533,8 @@ typedef struct next_ctx {
 
 /*
  * Picks the caller's own claimed task in the queue if they have one (a reload gives it back),
- * else the first open one in queue order, and claims it (renewing the lease of an own one).
+ * else the first open one in queue order, and claims it (renewing the lease of an own one);
+ * when nothing is open, someone else's answer waiting for confirmation.
  */
 static int next_run(tdm__tx *tx, tdm__job *job, tdm_error *err)
 {
@@ -544,10 +545,15 @@ static int next_run(tdm__tx *tx, tdm__job *job, tdm_error *err)
         "SELECT id FROM tasks WHERE queue = ?1 AND state IN ('open', 'claimed') AND (state = "
         "'open' OR lease_until < ?2) AND ?3 = ?3 ORDER BY priority DESC, due_at, created_at "
         "LIMIT 1",
+        /* Last, an answer of someone else's waiting for a second person (four eyes): it is
+         * given, not claimed (the confirmation needs no claim). */
+        "SELECT id FROM tasks WHERE queue = ?1 AND state = 'confirming' AND first_by <> ?3 AND "
+        "?2 = ?2 ORDER BY priority DESC, due_at, created_at LIMIT 1",
     };
     c->id[0] = '\0';
-    for (size_t i = 0; i < 2 && c->id[0] == '\0'; i++) {
-        sqlite3_stmt *st = tdm__stmt(tx->stmts, picks[i], err);
+    size_t pick = 0;
+    for (; pick < 3; pick++) {
+        sqlite3_stmt *st = tdm__stmt(tx->stmts, picks[pick], err);
         if (st == NULL)
             return err->code;
         sqlite3_bind_text(st, 1, c->queue, -1, SQLITE_STATIC);
@@ -556,9 +562,11 @@ static int next_run(tdm__tx *tx, tdm__job *job, tdm_error *err)
         if (sqlite3_step(st) == SQLITE_ROW)
             snprintf(c->id, sizeof c->id, "%s", text(st, 0));
         sqlite3_reset(st);
+        if (c->id[0] != '\0')
+            break;
     }
-    if (c->id[0] == '\0')
-        return 0;
+    if (c->id[0] == '\0' || pick == 2)
+        return 0; /* nothing, or a confirmation: no claim */
     c->claim.id = c->id;
     tdm__job claim = {0};
     claim.ctx = &c->claim;

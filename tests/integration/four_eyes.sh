@@ -52,6 +52,13 @@ expect_http 200 GET '/v1/queues/refunds/tasks?state=confirming'
 [ "$(jqb '.tasks | length')" = 1 ] || fail "confirming list: $(cat "$WORK/body")"
 echo "ok: ana's answer on a refund over 50,000 waits for a second person"
 
+# Working the queue: ben is given ana's answer to confirm (no claim), ana is given nothing.
+AS=$BEN expect_http 200 POST /v1/queues/refunds/next
+[ "$(jqb '[.id, .state, .answer.by] | join(" ")')" = "$TASK confirming ana" ] ||
+    fail "next for ben: $(cat "$WORK/body")"
+AS=$ANA expect_http 204 POST /v1/queues/refunds/next
+echo "ok: next gives the waiting answer to a second person, not to the one who gave it"
+
 before=$(db_digest "$DB")
 AS=$ANA expect_http 403 POST "/v1/tasks/$TASK/complete" -H "$J" -d '{"action": "confirm"}'
 [ "$(jqb .error.code)" = forbidden ] || fail "self-confirmation: $(cat "$WORK/body")"
