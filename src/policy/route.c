@@ -1,6 +1,11 @@
 /*
  * route.c — the routing decision for one item at one step (see route.h for the order of
  * the tests). Reads the step's model and state under its read lock; writes nothing.
+ *
+ * A simulation (src/core/simulate.c) may set the engine's route_mode to compare other
+ * policies through this same code: all-human sends every item to a person, fixed lets the
+ * AI decide alone above a fixed confidence with no certificate and no audit sample. Both
+ * keep the guardrails before them (hybrid steps, adverse outcomes, review rules).
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -102,6 +107,16 @@ int tdm__route_step(tdm_engine *e, proc_state *ps, size_t step, json_t *fields, 
     else if (fired != SIZE_MAX) {
         out->why = "review_rule";
         out->rule = info->rules[fired];
+    } else if (e->route_mode == TDM__ROUTE_ALL_HUMAN) {
+        /* Simulation only (simulate.c): the all-human policy it compares against. */
+        out->why = "all_human";
+    } else if (e->route_mode == TDM__ROUTE_FIXED) {
+        /* Simulation only: a fixed confidence threshold, as hosted review services use,
+         * with neither a certificate nor audit samples behind it. */
+        if (out->confidence >= e->route_fixed)
+            out->decided = 1;
+        else
+            out->why = "below_threshold";
     } else if (paused)
         out->why = "paused";
     else if (!found)

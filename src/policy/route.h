@@ -7,6 +7,8 @@
  *   hybrid step                      -> a person, with the AI's proposal
  *   an adverse outcome proposed      -> a person (the step's adverse_outcomes)
  *   a mandatory-review rule fires    -> a person
+ *   (simulation only, engine->route_mode: all-human -> a person; fixed T -> the AI alone at
+ *    confidence >= T, else a person; the tests below are then skipped)
  *   automation paused                -> a person
  *   no certified threshold           -> a person
  *   confidence below the threshold   -> a person
@@ -27,7 +29,8 @@ typedef struct tdm__route {
     double confidence; /* calibrated, when there is a proposal */
     uint64_t model_version;
     const char *why;    /* for a task: human, no_model, hybrid, adverse_outcome, review_rule,
-                           paused, no_threshold, below_threshold, audit_sample */
+                           paused, no_threshold, below_threshold, audit_sample,
+                           all_human (simulation only) */
     double sample_rate; /* for audit samples */
     const char *rule;   /* the rule that fired (owned by the process) */
     json_t *reasons;    /* [{"feature", "weight"}] behind the proposal, or NULL */
