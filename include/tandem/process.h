@@ -89,6 +89,8 @@ size_t tdm_process_kpi_count(const tdm_process *p);
 const char *tdm_process_kpi(const tdm_process *p, size_t i);
 double tdm_process_baseline_minutes(const tdm_process *p); /* minutes a person spends per item */
 double tdm_process_baseline_error(const tdm_process *p);   /* error rate before AI */
+/* What an hour of a person's time costs (baseline.cost_per_hour), or 0 when not given. */
+double tdm_process_baseline_cost(const tdm_process *p);
 size_t tdm_process_step_count(const tdm_process *p);
 const tdm_step_info *tdm_process_step(const tdm_process *p, size_t i); /* NULL out of range */
 int tdm_process_step_index(const tdm_process *p, const char *id, size_t *index); /* ENOTFOUND */

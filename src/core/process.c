@@ -53,6 +53,7 @@
 #define MAX_DESCRIPTION  4096
 #define MAX_SLA_MINUTES  5256000.0 /* ten years */
 #define MAX_BASE_MINUTES 100000.0
+#define MAX_COST_PER_HOUR 1000000.0
 
 /* ---- allocation, with failures injected by the tests ------------------------------------- */
 
@@ -109,6 +110,7 @@ struct tdm_process {
     const char **kpi_targets;
     double baseline_minutes;
     double baseline_error;
+    double baseline_cost; /* cost of a person's hour (baseline.cost_per_hour); 0 when not given */
     size_t n_steps;
     tdm_step_info *steps;
     tdm__rule ***compiled; /* per step, n_rules compiled rules (NULL until compiled) */
@@ -920,8 +922,8 @@ enum { K_PROCESS, K_DESCRIPTION, K_OWNER, K_KPIS, K_BASELINE, K_STEPS, K_RELATED
 static const char *const kpi_keys[] = {"name", "target"};
 enum { KK_NAME, KK_TARGET };
 
-static const char *const baseline_keys[] = {"minutes_per_item", "error_rate"};
-enum { KB_MINUTES, KB_ERROR };
+static const char *const baseline_keys[] = {"minutes_per_item", "error_rate", "cost_per_hour"};
+enum { KB_MINUTES, KB_ERROR, KB_COST };
 
 static const char *const step_keys[] = {"id",     "allocation", "owner",     "inputs",
                                         "output", "model",      "guardrails"};
@@ -1083,6 +1085,12 @@ static int read_baseline(vctx *v, const ynode *map)
                                   "minutes a person spends on one item")) != 0)
                 return rc;
             v->p->baseline_minutes = x;
+        } else if (k == KB_COST) {
+            if ((rc = get_number(v, n, "45", &x)) != 0 ||
+                (rc = check_range(v, n, x, 0, 1, MAX_COST_PER_HOUR, 0,
+                                  "what an hour of a person's time costs, in any currency")) != 0)
+                return rc;
+            v->p->baseline_cost = x;
         } else {
             if ((rc = get_number(v, n, "0.06", &x)) != 0 ||
                 (rc = check_range(v, n, x, 0, 0, 1, 0, "a share: 0.06 means 6% of items")) != 0)
@@ -1922,6 +1930,11 @@ double tdm_process_baseline_minutes(const tdm_process *p)
 double tdm_process_baseline_error(const tdm_process *p)
 {
     return p->baseline_error;
+}
+
+double tdm_process_baseline_cost(const tdm_process *p)
+{
+    return p->baseline_cost;
 }
 
 size_t tdm_process_step_count(const tdm_process *p)

@@ -1146,6 +1146,39 @@ static void test_related_by(void **state)
           "t.yaml:2: related_by: ...");
 }
 
+/* baseline.cost_per_hour: optional, a positive number, 0 from the accessor when absent. */
+static void test_cost_per_hour(void **state)
+{
+    (void)state;
+    tdm_process *p = parse_ok(MINIMAL);
+    assert_true(tdm_process_baseline_cost(p) == 0);
+    tdm_process_free(p);
+    p = parse_ok(minimal_with("error_rate: 0.1}", "error_rate: 0.1, cost_per_hour: 42.5}"));
+    assert_true(tdm_process_baseline_cost(p) == 42.5);
+    assert_true(tdm_process_baseline_minutes(p) == 1);
+    tdm_process_free(p);
+    fails(minimal_with("error_rate: 0.1}", "error_rate: 0.1, cost_per_hour: 0}"), TDM_EINVAL,
+          "baseline.cost_per_hour",
+          "t.yaml:4: baseline.cost_per_hour: 0 is out of range: it must be more than 0 and at "
+          "most 1000000 (what an hour of a person's time costs, in any currency)");
+    fails(minimal_with("error_rate: 0.1}", "error_rate: 0.1, cost_per_hour: -3}"), TDM_EINVAL,
+          "baseline.cost_per_hour", "t.yaml:4: baseline.cost_per_hour: -3 is out of range...");
+    fails(minimal_with("error_rate: 0.1}", "error_rate: 0.1, cost_per_hour: 1000001}"),
+          TDM_EINVAL, "baseline.cost_per_hour", "...");
+    fails(minimal_with("error_rate: 0.1}", "error_rate: 0.1, cost_per_hour: \"45\"}"), TDM_EINVAL,
+          "baseline.cost_per_hour",
+          "t.yaml:4: baseline.cost_per_hour: expected a number, got the quoted text \"45\" "
+          "(remove the quotes)");
+    fails(minimal_with("error_rate: 0.1}", "error_rate: 0.1, cost_per_hour: 45 EUR}"), TDM_EINVAL,
+          "baseline.cost_per_hour",
+          "t.yaml:4: baseline.cost_per_hour: expected a number, got \"45 EUR\" (write it like "
+          "45)");
+    fails(minimal_with("error_rate: 0.1}", "error_rate: 0.1, cost_per_hour: }"), TDM_EINVAL,
+          "baseline.cost_per_hour", "t.yaml:4: baseline.cost_per_hour: has no value...");
+    fails(minimal_with("error_rate: 0.1}", "error_rate: 0.1, cost_per_hr: 45}"), TDM_EINVAL,
+          "baseline.cost_per_hr", "t.yaml:4: baseline.cost_per_hr: unknown key...");
+}
+
 static void test_governance_keys(void **state)
 {
     (void)state;
@@ -1295,6 +1328,7 @@ int main(void)
         cmocka_unit_test(test_bad_values),
         cmocka_unit_test(test_governance_keys),
         cmocka_unit_test(test_related_by),
+        cmocka_unit_test(test_cost_per_hour),
         cmocka_unit_test(test_kpis),
         cmocka_unit_test(test_numbers),
         cmocka_unit_test(test_steps),
