@@ -454,6 +454,17 @@ static void esc(FILE *f, const char *s)
     }
 }
 
+/* A label (an intent, a step, a name) that may break after _ . - @ on a narrow page. */
+static void label(FILE *f, const char *s)
+{
+    for (const char *p = s; p != NULL && *p; p++) {
+        char one[2] = {*p, '\0'};
+        esc(f, one);
+        if ((*p == '_' || *p == '.' || *p == '-' || *p == '@') && p[1] != '\0')
+            fputs("<wbr>", f);
+    }
+}
+
 static const char css[] =
     ":root{--fg:#1b1f24;--muted:#57606a;--line:#d6dbe1;--soft:#eef1f4;--ai:#2346a8;"
     "--people:#b35c00;--bad:#a3161b;--ok:#17653a}\n"
@@ -483,7 +494,10 @@ static const char css[] =
     "thead th{border-bottom:1.5px solid var(--fg);font-size:12px;color:var(--muted);"
     "font-weight:600}\n"
     "tbody th{font-weight:500}\n"
-    "td.n,th.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}\n"
+    "td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}\n"
+    "td.n{white-space:nowrap;overflow-wrap:normal}\n"
+    "td.r,th.r{text-align:right;font-variant-numeric:tabular-nums}\n"
+    ".wide{overflow-x:auto}\n"
     "tr.family th{font-size:12px;text-transform:uppercase;letter-spacing:.06em;"
     "color:var(--muted);padding-top:12px}\n"
     ".ok{color:var(--ok);font-weight:600}\n"
@@ -496,17 +510,19 @@ static const char css[] =
     "svg .grid{stroke:var(--soft);stroke-width:1}\n"
     "svg .axis{stroke:#8c959f;stroke-width:1}\n"
     ".two{display:grid;grid-template-columns:1fr 1fr;gap:18px}\n"
+    ".two>div,.charts>figure{min-width:0}\n"
     "footer{margin-top:26px;border-top:1px solid var(--line);padding-top:8px}\n"
     "dl{margin:0;display:grid;grid-template-columns:max-content 1fr;gap:2px 12px;"
     "font-size:12px;color:var(--muted)}\n"
     "dt{font-weight:600;color:var(--fg)}\n"
     "dd{margin:0}\n"
-    "@media (max-width:700px){.kpis,.charts,.two{grid-template-columns:1fr}"
-    "main{padding:16px}}\n"
+    "@media (max-width:860px){.charts,.two{grid-template-columns:1fr}}\n"
+    "@media (max-width:600px){.kpis{grid-template-columns:1fr 1fr}main{padding:16px}}\n"
     "@page{size:A4;margin:14mm 12mm}\n"
     "@media print{body{font-size:11.5px}main{max-width:none;padding:0}"
+    ".charts,.two{grid-template-columns:1fr 1fr}.kpis{grid-template-columns:repeat(3,1fr)}"
     ".summary{font-size:13px}.kpi .v{font-size:18px}h2{margin-top:16px;break-after:avoid}"
-    "section,figure,table,tr,.kpis,dl{break-inside:avoid}.charts{gap:8px}"
+    "figure,tr,.kpis,dl,.summary{break-inside:avoid}h3{break-after:avoid}.charts{gap:8px}"
     "a{color:inherit;text-decoration:none}}\n";
 
 /* ---- charts ---- */
@@ -522,6 +538,8 @@ typedef enum unit { U_COUNT, U_SHARE, U_SECONDS } unit;
 
 typedef struct chart {
     FILE *f;
+    int id;          /* numbers the chart's clip path within the page */
+    double legend_x; /* where the next legend entry goes */
     size_t n;
     char (*labels)[16];
     double top;         /* the value at the top of the y axis */
@@ -539,8 +557,7 @@ static double px(const chart *c, size_t i)
 static double py(const chart *c, double v)
 {
     double h = CH - PT - PB;
-    double y = CH - PB - h * (c->top > 0 ? v / c->top : 0);
-    return y < PT ? PT : y;
+    return CH - PB - h * (c->top > 0 ? v / c->top : 0);
 }
 
 /* A round step for about four ticks up to `max`. */
@@ -607,6 +624,13 @@ static void chart_open(chart *c, const char *title, const char *desc)
     }
     fprintf(c->f, "<line class=\"axis\" x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\"/>\n", PL,
             CW - PR, CH - PB, CH - PB);
+    /* What is drawn stays inside the plot: a bound far above the budget leaves by the top. */
+    c->id++;
+    c->legend_x = PL;
+    fprintf(c->f,
+            "<clipPath id=\"plot%d\"><rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" "
+            "height=\"%.1f\"/></clipPath>\n",
+            c->id, PL, PT - 3, CW - PL - PR, CH - PT - PB + 3);
     /* At most eight labels along the x axis, evenly spread, the last one always. */
     size_t every = c->n > 8 ? (c->n + 7) / 8 : 1;
     for (size_t i = 0; i < c->n; i++) {
@@ -620,10 +644,11 @@ static void chart_open(chart *c, const char *title, const char *desc)
     fputc('\n', c->f);
 }
 
-/* A legend entry at position k along the top. */
-static void legend(chart *c, size_t k, const char *color, int dashed, int bar, const char *name)
+/* The next legend entry along the top. */
+static void legend(chart *c, const char *color, int dashed, int bar, const char *name)
 {
-    double x = PL + (double)k * 140;
+    double x = c->legend_x;
+    c->legend_x += 15 + 5.2 * (double)strlen(name) + 16;
     if (bar)
         fprintf(c->f, "<rect x=\"%.1f\" y=\"6\" width=\"10\" height=\"10\" fill=\"%s\"/>", x,
                 color);
@@ -642,6 +667,7 @@ static void bars(chart *c, const double *low, const double *high, const char *c_
                  const char *c_high)
 {
     double w = (CW - PL - PR) / (double)(c->n ? c->n : 1) * 0.72;
+    fprintf(c->f, "<g clip-path=\"url(#plot%d)\">", c->id);
     for (size_t i = 0; i < c->n; i++) {
         double a = isnan(low[i]) ? 0 : low[i], b = isnan(high[i]) ? 0 : high[i];
         double x = px(c, i) - w / 2, y0 = py(c, 0), y1 = py(c, a), y2 = py(c, a + b);
@@ -654,15 +680,17 @@ static void bars(chart *c, const double *low, const double *high, const char *c_
                     "<rect x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" height=\"%.2f\" fill=\"%s\"/>", x,
                     y2, w, y1 - y2, c_high);
     }
-    fputc('\n', c->f);
+    fprintf(c->f, "</g>\n");
 }
 
 /* A line through the values, broken where a value is missing (NaN); dots when few. */
 static void line(chart *c, const double *v, const char *color, int dashed)
 {
     int open = 0;
-    fprintf(c->f, "<path fill=\"none\" stroke=\"%s\" stroke-width=\"2\"%s d=\"", color,
-            dashed ? " stroke-dasharray=\"4 3\"" : "");
+    fprintf(c->f,
+            "<g clip-path=\"url(#plot%d)\"><path fill=\"none\" stroke=\"%s\" "
+            "stroke-width=\"2\"%s d=\"",
+            c->id, color, dashed ? " stroke-dasharray=\"4 3\"" : "");
     for (size_t i = 0; i < c->n; i++) {
         if (isnan(v[i])) {
             open = 0;
@@ -677,7 +705,7 @@ static void line(chart *c, const double *v, const char *color, int dashed)
             if (!isnan(v[i]))
                 fprintf(c->f, "<circle cx=\"%.2f\" cy=\"%.2f\" r=\"2.4\" fill=\"%s\"/>", px(c, i),
                         py(c, v[i]), color);
-    fputc('\n', c->f);
+    fprintf(c->f, "</g>\n");
 }
 
 /* A horizontal reference line (a budget) across the plot. */
@@ -774,8 +802,8 @@ static void charts_html(FILE *f, json_t *m, const trends *t)
     chart_open(&c, "Decisions per period: by the AI alone and by people",
                "Stacked bars: the AI's decisions below, people's above.");
     bars(&c, t->ai, t->people, "#2346a8", "#e0a060");
-    legend(&c, 0, "#2346a8", 0, 1, "AI alone");
-    legend(&c, 1, "#e0a060", 0, 1, "people");
+    legend(&c, "#2346a8", 0, 1, "AI alone");
+    legend(&c, "#e0a060", 0, 1, "people");
     fprintf(f, "</svg></figure>\n");
 
     fprintf(f, "<figure><figcaption>The AI's share, and people overriding it</figcaption>\n");
@@ -785,8 +813,8 @@ static void charts_html(FILE *f, json_t *m, const trends *t)
                "which people overrode it.");
     line(&c, t->automation, "#2346a8", 0);
     line(&c, t->override, "#b35c00", 0);
-    legend(&c, 0, "#2346a8", 0, 0, "decided by the AI alone");
-    legend(&c, 1, "#b35c00", 0, 0, "overridden by people");
+    legend(&c, "#2346a8", 0, 0, "decided by the AI alone");
+    legend(&c, "#b35c00", 0, 0, "overridden by people");
     fprintf(f, "</svg></figure>\n");
 
     double budget = num(m, "risk_budget.max_error");
@@ -795,7 +823,10 @@ static void charts_html(FILE *f, json_t *m, const trends *t)
         fprintf(f, "<p class=\"note\">No step of this process lets the AI decide alone, so there "
                    "is no audited error to show.</p></figure>\n");
     } else {
-        chart_axis(&c, fmax(fmax(max_of(t->bound, t->n), max_of(t->err, t->n)), budget * 1.25),
+        /* Scaled to the budget, the error and the bound as it ends; the bound, high while
+         * the samples are few, leaves the plot by its top before that. */
+        double last_bound = t->n > 0 && !isnan(t->bound[t->n - 1]) ? t->bound[t->n - 1] : 0;
+        chart_axis(&c, fmax(fmax(max_of(t->err, t->n) * 1.25, budget * 3), fmin(last_bound, 1)),
                    U_SHARE);
         chart_open(&c, "Audited error of the AI so far, its upper bound and the budget",
                    "Lines: the running share of audit samples the AI got wrong, its upper "
@@ -803,9 +834,9 @@ static void charts_html(FILE *f, json_t *m, const trends *t)
         rule(&c, budget, "#a3161b");
         line(&c, t->bound, "#8c959f", 1);
         line(&c, t->err, "#2346a8", 0);
-        legend(&c, 0, "#2346a8", 0, 0, "audited error so far");
-        legend(&c, 1, "#8c959f", 1, 0, "its upper bound");
-        legend(&c, 2, "#a3161b", 1, 0, "budget");
+        legend(&c, "#2346a8", 0, 0, "audited error so far");
+        legend(&c, "#8c959f", 1, 0, "its upper bound");
+        legend(&c, "#a3161b", 1, 0, "budget");
         fprintf(f, "</svg></figure>\n");
     }
 
@@ -816,8 +847,8 @@ static void charts_html(FILE *f, json_t *m, const trends *t)
                "within the upper one.");
     line(&c, t->p90, "#b35c00", 0);
     line(&c, t->p50, "#2346a8", 0);
-    legend(&c, 0, "#2346a8", 0, 0, "median");
-    legend(&c, 1, "#b35c00", 0, 0, "90th percentile");
+    legend(&c, "#2346a8", 0, 0, "median");
+    legend(&c, "#b35c00", 0, 0, "90th percentile");
     fprintf(f, "</svg></figure>\n");
     fprintf(f, "</div></section>\n");
 }
@@ -873,8 +904,13 @@ static void summary_html(FILE *f, json_t *m, const char *currency)
                     "confidence), ",
                     pct_text(err, b[0], sizeof b[0]), count_text(audited, b[1], sizeof b[1]),
                     pct_text(bound, b[2], sizeof b[2]), pct_text(conf, b[3], sizeof b[3]));
+            double lower = tdm_binomial_lower_bound((uint64_t)num(t, "quality.audited_errors"),
+                                                    (uint64_t)audited, 1 - conf);
             if (bound <= budget)
                 fprintf(f, "<span class=\"ok\">proven within its budget of %s</span>.",
+                        pct_text(budget, b[4], sizeof b[4]));
+            else if (lower > budget)
+                fprintf(f, "<span class=\"bad\">proven over its budget of %s</span>.",
                         pct_text(budget, b[4], sizeof b[4]));
             else if (err <= budget)
                 fprintf(f,
@@ -882,7 +918,9 @@ static void summary_html(FILE *f, json_t *m, const char *currency)
                         "stays there.",
                         pct_text(budget, b[4], sizeof b[4]));
             else
-                fprintf(f, "<span class=\"bad\">over its budget of %s</span>.",
+                fprintf(f,
+                        "<span class=\"bad\">above its budget of %s</span> on these samples, "
+                        "though too few to prove it is over.",
                         pct_text(budget, b[4], sizeof b[4]));
         } else {
             fprintf(f,
@@ -898,7 +936,10 @@ static void summary_html(FILE *f, json_t *m, const char *currency)
                 count_text(reviews, b[1], sizeof b[1]));
     double p50 = num(t, "efficiency.latency_seconds.p50"),
            p90 = num(t, "efficiency.latency_seconds.p90");
-    if (!isnan(p50))
+    if (!isnan(p50) && p50 < 1)
+        fprintf(f, " Half the items were decided the moment they arrived, nine in ten within %s.",
+                duration_text(p90, b[1], sizeof b[1]));
+    else if (!isnan(p50))
         fprintf(f, " Half the items were decided within %s of arriving, nine in ten within %s.",
                 duration_text(p50, b[0], sizeof b[0]), duration_text(p90, b[1], sizeof b[1]));
     double timed = num(t, "efficiency.timed_answers"),
@@ -974,7 +1015,7 @@ static void row3(FILE *f, const char *what, const char *baseline, const char *ac
 {
     fprintf(f, "<tr><th scope=\"row\">");
     esc(f, what);
-    fprintf(f, "</th><td class=\"n\">%s</td><td class=\"n\">%s</td><td class=\"n\">%s</td></tr>\n",
+    fprintf(f, "</th><td class=\"r\">%s</td><td class=\"r\">%s</td><td class=\"r\">%s</td></tr>\n",
             baseline, actual, diff);
 }
 
@@ -984,8 +1025,8 @@ static void compare_html(FILE *f, json_t *m, const char *currency)
     char a[96], b[96], c[96], x[64], y[64];
     double minutes = num(m, "baseline.minutes_per_item");
     fprintf(f, "<section><h2>Baseline against actual</h2>\n<table><thead><tr><th></th>"
-               "<th class=\"n\">Baseline: people alone</th><th class=\"n\">With the AI</th>"
-               "<th class=\"n\">Difference</th></tr></thead><tbody>\n");
+               "<th class=\"r\">Baseline: people alone</th><th class=\"r\">With the AI</th>"
+               "<th class=\"r\">Difference</th></tr></thead><tbody>\n");
     fprintf(f, "<tr class=\"family\"><th colspan=\"4\">Efficiency</th></tr>\n");
     double items = num(t, "efficiency.items"), ai = num(t, "efficiency.decided_by_ai");
     double people = num(t, "efficiency.decided_by_people");
@@ -1036,9 +1077,15 @@ static void compare_html(FILE *f, json_t *m, const char *currency)
     double budget = num(m, "risk_budget.max_error");
     if (!isnan(budget)) {
         snprintf(b, sizeof b, "%s", pct_text(budget, x, sizeof x));
+        double lower = isnan(err)
+                           ? NAN
+                           : tdm_binomial_lower_bound((uint64_t)num(t, "quality.audited_errors"),
+                                                      (uint64_t)num(t, "quality.audited"),
+                                                      1 - num(m, "risk_budget.confidence"));
         const char *verdict = isnan(bound)      ? "–"
                               : bound <= budget ? "<span class=\"ok\">proven within</span>"
-                              : err > budget    ? "<span class=\"bad\">over</span>"
+                              : lower > budget  ? "<span class=\"bad\">proven over</span>"
+                              : err > budget    ? "<span class=\"bad\">above, not proven</span>"
                                                 : "within, not yet proven";
         row3(f, "Risk budget of the AI", "–", b, verdict);
     }
@@ -1100,9 +1147,9 @@ static void errors_html(FILE *f, json_t *m)
         {
             char n[32];
             fprintf(f, "<tr><td>");
-            esc(f, str(c, "proposed"));
+            label(f, str(c, "proposed"));
             fprintf(f, "</td><td>");
-            esc(f, str(c, "actual"));
+            label(f, str(c, "actual"));
             fprintf(f, "</td><td class=\"n\">%s</td></tr>\n",
                     count_text(num(c, "count"), n, sizeof n));
         }
@@ -1138,7 +1185,8 @@ static void errors_html(FILE *f, json_t *m)
         if (shown == 0) {
             fprintf(f, "<p class=\"note\">No segment had reviews of the AI in the period.</p>\n");
         } else {
-            fprintf(f, "<table><thead><tr><th>Value</th><th class=\"n\">Decisions</th><th "
+            fprintf(f, "<div class=\"wide\"><table><thead><tr><th>Value</th><th "
+                       "class=\"n\">Decisions</th><th "
                        "class=\"n\">AI alone</th><th class=\"n\">Overridden</th><th "
                        "class=\"n\">Audited error</th></tr></thead><tbody>\n");
             for (size_t i = 0; i < shown && i < 8; i++) {
@@ -1154,7 +1202,7 @@ static void errors_html(FILE *f, json_t *m)
                 else
                     snprintf(e, sizeof e, "–");
                 fprintf(f, "<tr><td>");
-                esc(f, str(g, "value"));
+                label(f, str(g, "value"));
                 fprintf(
                     f,
                     "</td><td class=\"n\">%s</td><td class=\"n\">%s</td><td "
@@ -1162,7 +1210,7 @@ static void errors_html(FILE *f, json_t *m)
                     count_text(num(g, "decided_by_ai") + num(g, "decided_by_people"), r, sizeof r),
                     a, o, e);
             }
-            fprintf(f, "</tbody></table>\n");
+            fprintf(f, "</tbody></table></div>\n");
         }
         free(order);
     }
@@ -1173,7 +1221,8 @@ static void steps_html(FILE *f, json_t *m)
 {
     json_t *steps = json_object_get(m, "steps"), *s;
     size_t i;
-    fprintf(f, "<section><h2>Steps</h2><table><thead><tr><th>Step</th><th>Who decides</th>"
+    fprintf(f, "<section><h2>Steps</h2><div class=\"wide\"><table><thead><tr><th>Step</th>"
+               "<th>Who decides</th>"
                "<th class=\"n\">Items</th><th class=\"n\">AI alone</th><th class=\"n\">Audited "
                "error</th><th class=\"n\">Budget</th><th class=\"n\">Overridden</th><th "
                "class=\"n\">Median time</th><th>State</th></tr></thead><tbody>\n");
@@ -1184,7 +1233,7 @@ static void steps_html(FILE *f, json_t *m)
         const char *alloc = str(s, "allocation");
         int human = strcmp(alloc, "human") == 0;
         fprintf(f, "<tr><th scope=\"row\">");
-        esc(f, str(s, "step"));
+        label(f, str(s, "step"));
         fprintf(f, "</th><td>%s</td>",
                 human                      ? "people"
                 : strcmp(alloc, "ai") == 0 ? "the AI, within its budget"
@@ -1214,7 +1263,7 @@ static void steps_html(FILE *f, json_t *m)
         }
         fprintf(f, "</td></tr>\n");
     }
-    fprintf(f, "</tbody></table></section>\n");
+    fprintf(f, "</tbody></table></div></section>\n");
 }
 
 static void people_html(FILE *f, json_t *m)
@@ -1237,7 +1286,7 @@ static void people_html(FILE *f, json_t *m)
             char a[32], t[32], k[32];
             double timed = num(r, "timed_answers");
             fprintf(f, "<tr><td>");
-            esc(f, str(r, "reviewer"));
+            label(f, str(r, "reviewer"));
             fprintf(f,
                     "</td><td class=\"n\">%s</td><td class=\"n\">%s</td><td "
                     "class=\"n\">%s</td></tr>\n",
@@ -1262,7 +1311,7 @@ static void people_html(FILE *f, json_t *m)
             if (i == 20)
                 break;
             fprintf(f, "<tr><td class=\"n\">%.16s</td><td>", str(p, "at"));
-            esc(f, str(p, "step"));
+            label(f, str(p, "step"));
             fprintf(f, "</td><td>%s by ",
                     strcmp(str(p, "event"), "paused") == 0 ? "paused" : "resumed");
             esc(f, str(p, "actor"));
