@@ -293,11 +293,18 @@ static void print_table(json_t *r)
         size_t l = strlen(json_string_value(json_object_get(s, "name")));
         w = l > w ? l : w;
     }
-    printf("\n%-*s  %7s  %8s  %8s  %11s  %10s  %11s  %13s\n", (int)w, "strategy", "items",
-           "AI alone", "AI error", "final error", "reviewer h", "hours saved", "first AI item");
+    char tail_head[64], tail_n[32];
+    fmt_count(tail_n, sizeof tail_n,
+              jint(json_object_get(json_array_get(strategies, 0), "tail"), "items"));
+    snprintf(tail_head, sizeof tail_head, "last %s: AI alone (error)", tail_n);
+    printf("\n%-*s  %7s  %8s  %8s  %11s  %10s  %11s  %13s  %s\n", (int)w, "strategy", "items",
+           "AI alone", "AI error", "final error", "reviewer h", "hours saved", "first AI item",
+           tail_head);
     json_array_foreach(strategies, i, s)
     {
-        char share[16], aerr[16], ferr[16], first[32];
+        char share[16], aerr[16], ferr[16], first[32], tshare[16], terr[16];
+        fmt_pct(tshare, sizeof tshare, json_object_get(json_object_get(s, "tail"), "ai_share"), 1);
+        fmt_pct(terr, sizeof terr, json_object_get(json_object_get(s, "tail"), "ai_error"), 2);
         fmt_pct(share, sizeof share, json_object_get(s, "ai_share"), 1);
         fmt_pct(aerr, sizeof aerr, json_object_get(s, "ai_error"), 2);
         fmt_pct(ferr, sizeof ferr, json_object_get(s, "final_error"), 2);
@@ -306,16 +313,18 @@ static void print_table(json_t *r)
             fmt_count(first, sizeof first, (long long)json_integer_value(fa));
         else
             snprintf(first, sizeof first, "never");
-        printf("%-*s  %7lld  %8s  %8s  %11s  %10.1f  %11.1f  %13s\n", (int)w,
+        printf("%-*s  %7lld  %8s  %8s  %11s  %10.1f  %11.1f  %13s  %s (%s)\n", (int)w,
                json_string_value(json_object_get(s, "name")), jint(s, "items"), share, aerr, ferr,
-               jnum(s, "reviewer_minutes") / 60, jnum(s, "hours_saved"), first);
+               jnum(s, "reviewer_minutes") / 60, jnum(s, "hours_saved"), first, tshare, terr);
     }
-    printf("\nAI alone (AI error) per block of %d items\n%7s", TDM_SIM_BLOCK, "end");
+    char block[32];
+    fmt_count(block, sizeof block, TDM_SIM_BLOCK);
+    printf("\nAI alone (AI error) per block of %s items\n%7s", block, "end");
     size_t cw = 18;
     json_array_foreach(strategies, i, s)
     {
         const char *name = json_string_value(json_object_get(s, "name"));
-        printf("  %-*s", (int)cw, name);
+        printf("  %-*s", i + 1 < json_array_size(strategies) ? (int)cw : 0, name);
     }
     putchar('\n');
     json_t *first_blocks = json_object_get(json_array_get(strategies, 0), "blocks");
@@ -328,7 +337,7 @@ static void print_table(json_t *r)
             fmt_pct(share, sizeof share, json_object_get(blk, "ai_share"), 1);
             fmt_pct(aerr, sizeof aerr, json_object_get(blk, "ai_error"), 2);
             snprintf(both, sizeof both, "%s (%s)", share, aerr);
-            printf("  %-*s", (int)cw, both);
+            printf("  %-*s", i + 1 < json_array_size(strategies) ? (int)cw : 0, both);
         }
         putchar('\n');
     }
@@ -388,18 +397,29 @@ static void svg_chart(FILE *f, json_t *strategies, const char *key, double y_max
                 "<text x=\"%.0f\" y=\"%.1f\" class=\"a\" text-anchor=\"end\">%g%%</text>\n",
                 L, L + pw, y, y, L - 6, y + 4, 100 * y_max * g / 4.0);
     }
+    /* Ticks on the items axis at a round step (1, 2 or 5 times a power of ten), at most 6. */
     double x_max = items > 0 ? (double)items : 1;
-    for (int g = 0; g <= 4; g++) {
-        double x = L + pw * g / 4.0;
-        char n[32];
-        fmt_count(n, sizeof n, (long long)llround(x_max * g / 4.0));
-        fprintf(f, "<text x=\"%.1f\" y=\"%.0f\" class=\"a\" text-anchor=\"middle\">%s</text>\n", x,
-                T + ph + 16, n);
+    double step = 1;
+    while (x_max / step > 5) {
+        double d = step * 2;
+        if (x_max / d > 5)
+            d = step * 5;
+        if (x_max / d > 5)
+            d = step * 10;
+        step = d;
     }
+    for (double v = 0; v <= x_max + 1e-9; v += step) {
+        char n[32];
+        fmt_count(n, sizeof n, (long long)llround(v));
+        fprintf(f, "<text x=\"%.1f\" y=\"%.0f\" class=\"a\" text-anchor=\"middle\">%s</text>\n",
+                L + pw * v / x_max, T + ph + 16, n);
+    }
+    char block[32];
+    fmt_count(block, sizeof block, TDM_SIM_BLOCK);
     fprintf(f,
-            "<text x=\"%.1f\" y=\"%.0f\" class=\"a\" text-anchor=\"middle\">items replayed (end "
-            "of each block of %d)</text>\n",
-            L + pw / 2, H - 6, TDM_SIM_BLOCK);
+            "<text x=\"%.1f\" y=\"%.0f\" class=\"a\" text-anchor=\"middle\">items replayed (a "
+            "point at the end of each block of %s)</text>\n",
+            L + pw / 2, H - 6, block);
     fprintf(f, "<line x1=\"%.0f\" x2=\"%.0f\" y1=\"%.0f\" y2=\"%.0f\" class=\"x\"/>\n", L, L + pw,
             T + ph, T + ph);
     size_t i;
@@ -476,7 +496,7 @@ static const char html_style[] =
     ".legend span{margin-right:1.2rem;white-space:nowrap}"
     "svg .t{font-size:14px;font-weight:600}svg .a{font-size:11px;fill:#333}"
     "svg .g{stroke:#e2e2e2}svg .x{stroke:#333}"
-    ".note{color:#444;font-size:.9rem}"
+    ".note{color:#444;font-size:.9rem}.lead{white-space:pre-line}"
     "@media print{body{margin:0;max-width:none}.pair{break-inside:avoid}"
     "table{break-inside:avoid}}";
 
@@ -496,7 +516,7 @@ static int write_html(const char *path, json_t *r)
     html_text(f, process);
     fprintf(f, "</title>\n<style>%s</style>\n</head>\n<body>\n<h1>Simulation: ", html_style);
     html_text(f, process);
-    fputs("</h1>\n<p>", f);
+    fputs("</h1>\n<p class=\"lead\">", f);
     char *heading = NULL;
     size_t hl = 0;
     FILE *m = open_memstream(&heading, &hl);
@@ -508,13 +528,18 @@ static int write_html(const char *path, json_t *r)
     }
     fputs("</p>\n<h2>Strategies</h2>\n<table>\n<thead><tr><th>strategy</th><th>items</th>"
           "<th>AI alone</th><th>AI error</th><th>final error</th><th>reviewer hours</th>"
-          "<th>hours saved</th><th>first AI item</th></tr></thead>\n<tbody>\n",
+          "<th>hours saved</th><th>first AI item</th><th>AI alone (AI error) at the end</th>"
+          "</tr></thead>\n<tbody>\n",
           f);
     size_t i;
     json_t *s;
     json_array_foreach(strategies, i, s)
     {
-        char share[16], aerr[16], ferr[16], first[32], items[32];
+        char share[16], aerr[16], ferr[16], first[32], items[32], tshare[16], terr[16], tn[32];
+        json_t *tail = json_object_get(s, "tail");
+        fmt_pct(tshare, sizeof tshare, json_object_get(tail, "ai_share"), 1);
+        fmt_pct(terr, sizeof terr, json_object_get(tail, "ai_error"), 2);
+        fmt_count(tn, sizeof tn, jint(tail, "items"));
         fmt_pct(share, sizeof share, json_object_get(s, "ai_share"), 1);
         fmt_pct(aerr, sizeof aerr, json_object_get(s, "ai_error"), 2);
         fmt_pct(ferr, sizeof ferr, json_object_get(s, "final_error"), 2);
@@ -528,9 +553,9 @@ static int write_html(const char *path, json_t *r)
         html_text(f, json_string_value(json_object_get(s, "name")));
         fprintf(f,
                 "</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%.1f</td><td>%.1f</td>"
-                "<td>%s</td></tr>\n",
+                "<td>%s</td><td>%s (%s) over the last %s</td></tr>\n",
                 items, share, aerr, ferr, jnum(s, "reviewer_minutes") / 60, jnum(s, "hours_saved"),
-                first);
+                first, tshare, terr, tn);
     }
     fputs("</tbody>\n</table>\n", f);
 

@@ -46,6 +46,9 @@ typedef struct tdm_sim_strategy {
 /* Replayed items per block in the answer's "blocks". */
 #define TDM_SIM_BLOCK 1000
 
+/* The answer's "tail" counts the last this many replayed items: where the replay ends up. */
+#define TDM_SIM_TAIL 3000
+
 /* At most this many strategies in one simulation. */
 #define TDM_SIM_MAX_STRATEGIES 16
 
@@ -73,7 +76,8 @@ void tdm_sim_opts_init(tdm_sim_opts *opts);
  *   {"process", "rows", "history", "items", "seed", "reviewer_error", "reviewer_minutes",
  *    "baseline_minutes", "strategies": [{"name", "items", "ai_share", "ai_error",
  *    "final_error", "reviewer_minutes", "hours_saved", "first_ai_item", "blocks": [{"end",
- *    "ai_share", "ai_error"}], "ai_decisions", "ai_wrong", "final_wrong", "answers",
+ *    "ai_share", "ai_error"}], "tail": {"items", "ai_share", "ai_error"},
+ *    "ai_decisions", "ai_wrong", "final_wrong", "answers",
  *    "steps": [{"step", "threshold", "paused", "pause_reason", "paused_at_item"}]}]}
  * An item is decided by the AI alone when no person answered any of its steps; it is wrong
  * when a decision of one of its labelled steps differs from the row's label (the final
@@ -83,9 +87,10 @@ void tdm_sim_opts_init(tdm_sim_opts *opts);
  * more) x the minutes per task; hours_saved = (items x baseline minutes - reviewer_minutes)
  * / 60; first_ai_item = the 1-based place in the replay of the first AI-alone item (null
  * when none); blocks cut the replay every TDM_SIM_BLOCK items (the last one may be shorter),
- * `end` being the place of a block's last item. "steps" gives each step's certified threshold
- * and pause at the end of the replay, and the place of the item after which the drift check
- * was found to have paused it (null when it never was).
+ * `end` being the place of a block's last item; "tail" is the same over the last
+ * TDM_SIM_TAIL items (all of them when there are fewer). "steps" gives each step's certified
+ * threshold and pause at the end of the replay, and the place of the item after which the drift
+ * check was found to have paused it (null when it never was).
  *
  * Errors: TDM_EINVAL for options that cannot work (err->field names the option: "history",
  * "reviewer_error", "reviewer_minutes", "strategies", or "data" for a column the process

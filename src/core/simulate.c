@@ -761,16 +761,26 @@ static json_t *report(const sim_ctx *c, const tdm_sim_strategy *st, const unsign
             b_alone = b_wrong = 0;
         }
     }
+    /* Where the replay ends up: the last TDM_SIM_TAIL items. */
+    size_t from = c->n > TDM_SIM_TAIL ? c->n - TDM_SIM_TAIL : 0, t_alone = 0, t_wrong = 0;
+    for (size_t k = from; k < c->n; k++) {
+        t_alone += alone[k];
+        t_wrong += alone[k] && wrong[k];
+    }
+    json_t *tail =
+        json_pack("{s:I, s:o, s:o}", "items", (json_int_t)(c->n - from), "ai_share",
+                  share_or_null(t_alone, c->n - from), "ai_error", share_or_null(t_wrong, t_alone));
     double minutes = (double)answers * c->minutes;
     double baseline = tdm_process_baseline_minutes(c->p);
-    return json_pack("{s:o, s:I, s:o, s:o, s:o, s:f, s:f, s:o, s:o, s:I, s:I, s:I, s:I}", "name",
-                     strategy_name(st), "items", (json_int_t)c->n, "ai_share",
+    return json_pack("{s:o, s:I, s:o, s:o, s:o, s:f, s:f, s:o, s:o, s:o, s:I, s:I, s:I, s:I}",
+                     "name", strategy_name(st), "items", (json_int_t)c->n, "ai_share",
                      share_or_null(n_alone, c->n), "ai_error", share_or_null(alone_wrong, n_alone),
                      "final_error", share_or_null(n_wrong, c->n), "reviewer_minutes", minutes,
                      "hours_saved", ((double)c->n * baseline - minutes) / 60.0, "first_ai_item",
                      first > 0 ? json_integer((json_int_t)first) : json_null(), "blocks", blocks,
-                     "ai_decisions", (json_int_t)n_alone, "ai_wrong", (json_int_t)alone_wrong,
-                     "final_wrong", (json_int_t)n_wrong, "answers", (json_int_t)answers);
+                     "tail", tail, "ai_decisions", (json_int_t)n_alone, "ai_wrong",
+                     (json_int_t)alone_wrong, "final_wrong", (json_int_t)n_wrong, "answers",
+                     (json_int_t)answers);
 }
 
 static void *run_strategy(void *arg)

@@ -46,6 +46,8 @@ expect_number "guaranteed ai_share" "$(jq '.ai_share' <<<"$G")" "<=" 0.9
 expect_eq "guaranteed errors" '.strategies[2] | [.ai_error, .final_error]' "$WORK/warm.json" '[0,0]'
 expect_eq "guaranteed minutes" '.strategies[2] | .reviewer_minutes == 2 * .answers and
     .hours_saved == (200 - .reviewer_minutes) / 60' "$WORK/warm.json" true
+expect_eq "tail: the last 3,000, here all 100" '.strategies[1].tail' "$WORK/warm.json" \
+    '{"items":100,"ai_share":0.9,"ai_error":0}'
 expect_eq "steps state" '.strategies[2].steps[0] | [.step, .paused, (.threshold | type)]' \
     "$WORK/warm.json" '["sort",false,"number"]'
 # The same again, byte for byte; one strategy at a time gives the same answer too.
