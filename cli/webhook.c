@@ -43,7 +43,7 @@ static const char webhook_usage[] =
     "the receiver. list prints id, events, pending and dead deliveries and the URL;\n"
     "deliveries prints a webhook's deliveries, newest first; replay sends one delivery again\n"
     "(--delivery), or every dead one of the webhook. delete stops a webhook and cancels its\n"
-    "pending deliveries.\n"
+    "pending and dead deliveries.\n"
     "\n"
     "options:\n"
     "  --process NAME        the process whose events are sent\n"

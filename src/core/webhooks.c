@@ -46,8 +46,9 @@
  * every 2 h), plus up to 10% jitter from a seeded generator, so that receivers coming back
  * up are not all hit at once; after max_attempts failed attempts the row is dead. A 2xx
  * answer is a delivery; anything else (another status, no answer in time, a refused
- * connection) is a failed attempt. Redirects are not followed. A replay makes a row pending
- * again, due at once, with its attempts back at 0.
+ * connection) is a failed attempt, recorded with its status or libcurl's error, never with
+ * the answer's body. Redirects are not followed. A replay makes a row pending again, due
+ * at once, with its attempts back at 0.
  *
  * SLA. Every sweep_ms the thread looks (a read of the partial index tasks_sla) for tasks
  * not done whose due time has passed and whose passing was not announced
@@ -84,7 +85,6 @@
 #define SLA_BATCH      500   /* tasks one SLA job announces */
 #define PRUNE_EVERY_MS 60000 /* how often old rows are deleted */
 #define PRUNE_BATCH    5000  /* rows one prune deletes at most, per state */
-#define EXCERPT_MAX    200   /* bytes of a failed answer kept in last_error */
 #define ERROR_MAX      320
 
 /* ------------------------------------------------------------------------------------------ */
@@ -774,7 +774,7 @@ static int delete_run(tdm__tx *tx, tdm__job *job, tdm_error *err)
         return tdm__db_error(tx->db, step, err, "deleting a webhook");
     rc = tdm__db_prepare(tx->db,
                          "UPDATE deliveries SET state = 'cancelled', next_at = ? WHERE "
-                         "webhook_id = ? AND state = 'pending'",
+                         "webhook_id = ? AND state IN ('pending', 'dead')",
                          &st, err);
     if (rc != 0)
         return rc;
@@ -1081,8 +1081,6 @@ typedef struct attempt {
     CURL *h;
     struct curl_slist *headers;
     char errbuf[CURL_ERROR_SIZE];
-    char excerpt[EXCERPT_MAX + 1];
-    size_t excerpt_len;
     int finished;
     CURLcode result;
     long status;
@@ -1165,16 +1163,13 @@ static int64_t next_due(tdm_engine *e)
     return at;
 }
 
-/* Keeps the first bytes of an answer, for last_error; reads and drops the rest. */
+/* Reads and drops an answer's body: only its status counts, and none of it is kept, so a
+ * subscription cannot be used to read what another service answers (docs/security.md). */
 static size_t on_body(char *p, size_t size, size_t n, void *arg)
 {
-    attempt *a = arg;
-    size_t len = size * n, room = EXCERPT_MAX - a->excerpt_len;
-    size_t take = len < room ? len : room;
-    memcpy(a->excerpt + a->excerpt_len, p, take);
-    a->excerpt_len += take;
-    a->excerpt[a->excerpt_len] = '\0';
-    return len;
+    (void)p;
+    (void)arg;
+    return size * n;
 }
 
 static int add_header(struct curl_slist **list, const char *line)
@@ -1222,7 +1217,6 @@ static int prepare(struct tdm__webhooks *w, attempt *a)
     curl_easy_setopt(a->h, CURLOPT_POSTFIELDS, a->payload);
     curl_easy_setopt(a->h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(a->payload));
     curl_easy_setopt(a->h, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(a->h, CURLOPT_WRITEDATA, a);
     curl_easy_setopt(a->h, CURLOPT_ERRORBUFFER, a->errbuf);
     curl_easy_setopt(a->h, CURLOPT_PRIVATE, a);
     return 0;
@@ -1367,8 +1361,7 @@ static void record(tdm_engine *e, struct tdm__webhooks *w, attempt *a, size_t n)
             snprintf(x->error, sizeof x->error, "%s",
                      a[i].errbuf[0] ? a[i].errbuf : curl_easy_strerror(a[i].result));
         else
-            snprintf(x->error, sizeof x->error, "HTTP %ld%s%s", a[i].status,
-                     a[i].excerpt_len ? ": " : "", a[i].excerpt);
+            snprintf(x->error, sizeof x->error, "HTTP %ld", a[i].status);
         printable(x->error);
     }
     record_ctx c = {o, k, w->opts.max_attempts};

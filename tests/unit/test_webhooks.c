@@ -417,7 +417,13 @@ static void test_delete_and_replay(void **state)
     assert_int_equal(tdm_engine_webhook_deliveries(e, id, "lost", 10, &out, &err), TDM_EINVAL);
     assert_int_equal(tdm_engine_webhook_deliveries(e, id, NULL, 0, &out, &err), TDM_EINVAL);
 
-    /* Deleting cancels what is pending; the webhook is gone; its events stop. */
+    /* Deleting cancels what is pending and what is dead; the webhook is gone; its events
+     * stop. */
+    assert_int_equal(sqlite3_open(db_path, &db), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(db, "UPDATE deliveries SET state = 'dead' WHERE rowid = 1", NULL, NULL, NULL),
+        SQLITE_OK);
+    sqlite3_close(db);
     assert_int_equal(tdm_engine_webhook_delete(e, id, "ops", &out, &err), 0);
     json_t *gone = parse(out);
     assert_int_equal(json_integer_value(json_object_get(gone, "cancelled")), 2);
