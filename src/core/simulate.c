@@ -213,14 +213,14 @@ static int prepare_steps(sim_ctx *c, tdm_error *err)
     return 0;
 }
 
-/* Index of `v` among a step's labels (it is there: prepare_steps checked every row). */
+/* Index of `v` among a step's labels, or UINT32_MAX (no row's label: wrong whatever the
+ * row). Every row's label is there: prepare_steps checked them. */
 static uint32_t label_index(const sim_step *ss, const char *v)
 {
     for (size_t l = 0; l < ss->n_labels; l++)
         if (strcmp(ss->label[l], v) == 0)
             return (uint32_t)l;
-    TDM_ASSERT(0);
-    return 0;
+    return UINT32_MAX;
 }
 
 /* The items in replay order, their JSON, the true and the reviewers' answers. */
@@ -496,9 +496,8 @@ static int parsed(int rc, char *json, json_t **out, tdm_error *err)
 
 /* What happened to one replayed item. */
 typedef struct outcome {
-    int human; /* a person answered one of its steps */
-    int wrong; /* a labelled step's final decision is not the true label */
-    size_t answers;
+    int human;      /* a person answered one of its steps */
+    size_t answers; /* answers given, confirmations included */
 } outcome;
 
 /*
@@ -523,9 +522,8 @@ static int work_item(const sim_ctx *c, tdm_engine *e, size_t k, json_t *status, 
             break;
         }
         if (state == NULL || strcmp(state, "queued") != 0 || step_id == NULL) {
-            rc = tdm__error(err, TDM_ECORRUPT,
-                            "simulation: unexpected item status from the "
-                            "engine");
+            rc =
+                tdm__error(err, TDM_ECORRUPT, "simulation: unexpected item status from the engine");
             break;
         }
         const char *task = json_string_value(json_object_get(status, "task_id"));
