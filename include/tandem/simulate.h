@@ -76,7 +76,7 @@ void tdm_sim_opts_init(tdm_sim_opts *opts);
  *   {"process", "rows", "history", "items", "seed", "reviewer_error", "reviewer_minutes",
  *    "baseline_minutes", "strategies": [{"name", "items", "ai_share", "ai_error",
  *    "final_error", "reviewer_minutes", "hours_saved", "first_ai_item", "blocks": [{"end",
- *    "ai_share", "ai_error"}], "tail": {"items", "ai_share", "ai_error"},
+ *    "ai_share", "ai_error", "thresholds"}], "tail": {"items", "ai_share", "ai_error"},
  *    "ai_decisions", "ai_wrong", "final_wrong", "answers",
  *    "steps": [{"step", "threshold", "paused", "pause_reason", "paused_at_item"}]}]}
  * An item is decided by the AI alone when no person answered any of its steps; it is wrong
@@ -87,10 +87,11 @@ void tdm_sim_opts_init(tdm_sim_opts *opts);
  * more) x the minutes per task; hours_saved = (items x baseline minutes - reviewer_minutes)
  * / 60; first_ai_item = the 1-based place in the replay of the first AI-alone item (null
  * when none); blocks cut the replay every TDM_SIM_BLOCK items (the last one may be shorter),
- * `end` being the place of a block's last item; "tail" is the same over the last
- * TDM_SIM_TAIL items (all of them when there are fewer). "steps" gives each step's certified
- * threshold and pause at the end of the replay, and the place of the item after which the drift
- * check was found to have paused it (null when it never was).
+ * `end` being the place of a block's last item, `thresholds` each step's certified
+ * threshold once that item was done (null: none, the AI decides nothing alone); "tail" is the same
+ * over the last TDM_SIM_TAIL items (all of them when there are fewer). "steps" gives each step's
+ * certified threshold and pause at the end of the replay, and the place of the item after which the
+ * drift check was found to have paused it (null when it never was).
  *
  * Errors: TDM_EINVAL for options that cannot work (err->field names the option: "history",
  * "reviewer_error", "reviewer_minutes", "strategies", or "data" for a column the process

@@ -457,8 +457,9 @@ static int make_base(sim_ctx *c, tdm_error *err)
 typedef struct sim_run {
     const sim_ctx *c;
     size_t index;
-    size_t *paused_at; /* per step: the replay place after which it was found paused, or 0 */
-    json_t *steps;     /* each step's state at the end */
+    size_t *paused_at;  /* per step: the replay place after which it was found paused, or 0 */
+    json_t *steps;      /* each step's state at the end */
+    json_t *thresholds; /* at each block's end, each step's threshold (null: none) */
     json_t *result;
     int rc;
     tdm_error err;
@@ -606,22 +607,28 @@ static int read_decisions(const sim_ctx *c, tdm_engine *e, const char *item_id, 
     return 0;
 }
 
-/* Notes the steps the drift check paused while item k (0-based) was worked. */
-static void watch_pauses(sim_run *run, tdm_engine *e, size_t k)
+/* After item k (0-based): notes the steps the drift check paused and, at a block's end,
+ * every step's threshold. */
+static void watch_steps(sim_run *run, tdm_engine *e, size_t k)
 {
     const sim_ctx *c = run->c;
     proc_state *ps;
     if (tdm__proc_get(e, tdm_process_name(c->p), &ps, NULL) != 0)
         return;
+    int block_end = (k + 1) % TDM_SIM_BLOCK == 0 || k + 1 == c->n;
+    json_t *at = block_end ? json_array() : NULL;
     for (size_t s = 0; s < c->n_steps && s < ps->n_steps; s++) {
-        if (run->paused_at[s] != 0)
-            continue;
-        pthread_rwlock_rdlock(&ps->steps[s]->lock);
-        if (ps->steps[s]->paused)
+        step_model *sm = ps->steps[s];
+        pthread_rwlock_rdlock(&sm->lock);
+        if (run->paused_at[s] == 0 && sm->paused)
             run->paused_at[s] = k + 1;
-        pthread_rwlock_unlock(&ps->steps[s]->lock);
+        if (at != NULL)
+            json_array_append_new(at, sm->found ? json_real(sm->threshold) : json_null());
+        pthread_rwlock_unlock(&sm->lock);
     }
     tdm__proc_put(e, ps);
+    if (at != NULL)
+        json_array_append_new(run->thresholds, at);
 }
 
 /* Each step's threshold and pause at the end, from the engine's process summary. */
@@ -709,7 +716,7 @@ static int replay(sim_run *run, tdm_engine *e, unsigned char *alone, unsigned ch
                 rc = read_decisions(c, e, json_string_value(json_object_get(status, "id")), final,
                                     &run->err);
             json_decref(status);
-            watch_pauses(run, e, k);
+            watch_steps(run, e, k);
             alone[k] = (unsigned char)!oc.human;
             for (size_t s = 0; s < c->n_steps; s++)
                 wrong[k] |= final[s] != c->truth[k * c->n_steps + s];
@@ -736,7 +743,7 @@ static json_t *strategy_name(const tdm_sim_strategy *st)
 
 /* The strategy's numbers (simulate.h defines each). */
 static json_t *report(const sim_ctx *c, const tdm_sim_strategy *st, const unsigned char *alone,
-                      const unsigned char *wrong, size_t answers)
+                      const unsigned char *wrong, size_t answers, json_t *thresholds)
 {
     size_t n_alone = 0, alone_wrong = 0, n_wrong = 0, first = 0;
     json_t *blocks = json_array();
@@ -753,9 +760,12 @@ static json_t *report(const sim_ctx *c, const tdm_sim_strategy *st, const unsign
         }
         if ((k + 1) % TDM_SIM_BLOCK == 0 || k + 1 == c->n) {
             size_t size = k % TDM_SIM_BLOCK + 1;
-            json_array_append_new(blocks, json_pack("{s:I, s:o, s:o}", "end", (json_int_t)(k + 1),
-                                                    "ai_share", share_or_null(b_alone, size),
-                                                    "ai_error", share_or_null(b_wrong, b_alone)));
+            json_t *at = json_array_get(thresholds, json_array_size(blocks));
+            json_array_append_new(blocks,
+                                  json_pack("{s:I, s:o, s:o, s:O}", "end", (json_int_t)(k + 1),
+                                            "ai_share", share_or_null(b_alone, size), "ai_error",
+                                            share_or_null(b_wrong, b_alone), "thresholds",
+                                            at ? at : json_null()));
             b_alone = b_wrong = 0;
         }
     }
@@ -791,9 +801,12 @@ static void *run_strategy(void *arg)
     char *path = path_join(c->dir, name);
     unsigned char *alone = calloc(c->n ? c->n : 1, 1), *wrong = calloc(c->n ? c->n : 1, 1);
     run->paused_at = calloc(c->n_steps ? c->n_steps : 1, sizeof *run->paused_at);
+    run->thresholds = json_array();
     tdm_engine *e = NULL;
     size_t answers = 0;
-    run->rc = path && alone && wrong && run->paused_at ? 0 : tdm__error_code(&run->err, TDM_ENOMEM);
+    run->rc = path && alone && wrong && run->paused_at && run->thresholds
+                  ? 0
+                  : tdm__error_code(&run->err, TDM_ENOMEM);
     if (run->rc == 0)
         run->rc = store_copy(c->base, path, &run->err);
     if (run->rc == 0)
@@ -812,7 +825,7 @@ static void *run_strategy(void *arg)
     if (path != NULL)
         store_remove(path);
     if (run->rc == 0) {
-        run->result = report(c, st, alone, wrong, answers);
+        run->result = report(c, st, alone, wrong, answers, run->thresholds);
         if (run->result == NULL)
             run->rc = tdm__error_code(&run->err, TDM_ENOMEM);
         else
@@ -820,6 +833,8 @@ static void *run_strategy(void *arg)
     }
     json_decref(run->steps);
     run->steps = NULL;
+    json_decref(run->thresholds);
+    run->thresholds = NULL;
     free(run->paused_at);
     run->paused_at = NULL;
     free(path);
@@ -968,7 +983,7 @@ int tdm_simulate(const tdm_sim_opts *o, char **json, tdm_error *err)
         size_t width = o->threads > 0 ? o->threads : cores > 0 ? (size_t)cores : 1;
         width = width < n ? width : n;
         for (size_t i = 0; i < n; i++)
-            runs[i] = (sim_run){&c, i, NULL, NULL, NULL, 0, {0}};
+            runs[i] = (sim_run){&c, i, NULL, NULL, NULL, NULL, 0, {0}};
         pool p = {PTHREAD_MUTEX_INITIALIZER, runs, n, 0};
         pthread_t th[TDM_SIM_MAX_STRATEGIES];
         size_t started = 0;

@@ -30,7 +30,8 @@ expect_eq "top level" '[.process, .rows, .history, .items, .seed, .reviewer_minu
 expect_eq "strategy names" '[.strategies[].name]' "$WORK/warm.json" \
     '["all-human","fixed:0.5","guaranteed"]'
 expect_eq "all-human" '.strategies[0] | [.items, .ai_share, .ai_error, .final_error,
-    .reviewer_minutes, .hours_saved, .first_ai_item, .answers, .blocks]' "$WORK/warm.json" \
+    .reviewer_minutes, .hours_saved, .first_ai_item, .answers, [.blocks[] | del(.thresholds)]]' \
+    "$WORK/warm.json" \
     '[100,0,null,0,200,0,null,100,[{"end":100,"ai_share":0,"ai_error":null}]]'
 # Two labels: the top one always has confidence >= 0.5, so only the rule holds items back.
 expect_eq "fixed:0.5" '.strategies[1] | [.ai_share, .ai_error, .final_error,
@@ -115,11 +116,13 @@ awk 'BEGIN { print "text,intent";
 "$TANDEM" simulate --process "$D/process.yaml" --data "$WORK/big.csv" --history 40 \
     --reviewer-error 0 --strategies all-human,guaranteed --json >"$WORK/big.json" ||
     fail "simulate failed"
-expect_eq "all-human blocks" '.strategies[0].blocks' "$WORK/big.json" \
+expect_eq "all-human blocks" '[.strategies[0].blocks[] | del(.thresholds)]' "$WORK/big.json" \
     '[{"end":1000,"ai_share":0,"ai_error":null},{"end":1200,"ai_share":0,"ai_error":null}]'
 expect_eq "guaranteed blocks add up" '.strategies[1] | [.blocks[].end] == [1000, 1200] and
     ((.blocks[0].ai_share * 1000 + .blocks[1].ai_share * 200) | round) == .ai_decisions' \
     "$WORK/big.json" true
+expect_eq "the last block's threshold is the one at the end" \
+    '.strategies[1] | .blocks[-1].thresholds == [.steps[0].threshold]' "$WORK/big.json" true
 
 # ---- a second step answered by people, and four eyes ---------------------------------------
 sed -e 's/^process: tiny-triage/process: tiny-two-steps/' "$D/process.yaml" >"$WORK/two.yaml"
