@@ -559,7 +559,8 @@ static int write_html(const char *path, json_t *r)
     }
     fputs("</tbody>\n</table>\n", f);
 
-    /* The error chart's scale: the highest block error, rounded up to a whole 2%. */
+    /* The error chart's scale: the first of 2%, 5%, 10%, 20%, 50%, 100% at or above the
+     * highest block error. */
     double e_max = 0.02;
     json_array_foreach(strategies, i, s)
     {
@@ -570,7 +571,13 @@ static int write_html(const char *path, json_t *r)
                 e_max = json_number_value(v);
         }
     }
-    e_max = ceil(e_max / 0.02 - 1e-9) * 0.02;
+    static const double scales[] = {0.02, 0.05, 0.1, 0.2, 0.5, 1.0};
+    for (size_t k = 0; k < sizeof scales / sizeof scales[0]; k++) {
+        if (e_max <= scales[k] + 1e-12) {
+            e_max = scales[k];
+            break;
+        }
+    }
     long long items = jint(r, "items");
     static const struct {
         const char *key, *title, *heading;
