@@ -28,12 +28,12 @@ typedef struct tdm__route {
     json_t *proposal;  /* the AI's value (a JSON string), or NULL when it has none */
     double confidence; /* calibrated, when there is a proposal */
     uint64_t model_version;
-    const char *why;    /* for a task: human, no_model, hybrid, adverse_outcome, review_rule,
-                           paused, no_threshold, below_threshold, audit_sample,
-                           all_human (simulation only) */
-    double sample_rate; /* for audit samples */
-    const char *rule;   /* the rule that fired (owned by the process) */
-    json_t *reasons;    /* [{"feature", "weight"}] behind the proposal, or NULL */
+    const char *why;      /* for a task: human, no_model, hybrid, adverse_outcome, review_rule,
+                             paused, no_threshold, below_threshold, audit_sample,
+                             all_human (simulation only) */
+    double sample_rate;   /* for audit samples */
+    const char *rule;     /* the rule that fired (owned by the process) */
+    json_t *reasons;      /* [{"feature", "weight"}] behind the proposal, or NULL */
     json_t *alternatives; /* [{"value", "confidence"}]: the next most likely values, or NULL */
 } tdm__route;
 
