@@ -1022,7 +1022,7 @@ static void row3(FILE *f, const char *what, const char *baseline, const char *ac
 static void compare_html(FILE *f, json_t *m, const char *currency)
 {
     json_t *t = json_object_get(m, "totals");
-    char a[96], b[96], c[96], x[64], y[64];
+    char a[256], b[256], c[256], x[64], y[64], z[32];
     double minutes = num(m, "baseline.minutes_per_item");
     fprintf(f, "<section><h2>Baseline against actual</h2>\n<table><thead><tr><th></th>"
                "<th class=\"r\">Baseline: people alone</th><th class=\"r\">With the AI</th>"
@@ -1092,7 +1092,7 @@ static void compare_html(FILE *f, json_t *m, const char *currency)
     snprintf(b, sizeof b, "%s of %s reviews (%s)",
              count_text(num(t, "quality.overrides"), x, sizeof x),
              count_text(num(t, "quality.reviews"), y, sizeof y),
-             pct_text(num(t, "quality.override_rate"), c, sizeof c));
+             pct_text(num(t, "quality.override_rate"), z, sizeof z));
     row3(f, "Overrides of the AI", "–", b, "");
     snprintf(b, sizeof b, "%s accurate, %s inaccurate",
              count_text(num(t, "quality.feedback.accurate"), x, sizeof x),
@@ -1116,7 +1116,7 @@ static void compare_html(FILE *f, json_t *m, const char *currency)
     snprintf(b, sizeof b, "%s of %s (%s)",
              count_text(num(t, "team.proposals_accepted"), x, sizeof x),
              count_text(num(t, "team.proposals"), y, sizeof y),
-             pct_text(num(t, "team.acceptance_rate"), c, sizeof c));
+             pct_text(num(t, "team.acceptance_rate"), z, sizeof z));
     row3(f, "AI proposals accepted by people", "–", b, "");
     snprintf(b, sizeof b, "%s", count_text(num(t, "team.escalations"), x, sizeof x));
     row3(f, "Escalations", "–", b, "");
@@ -1229,7 +1229,7 @@ static void steps_html(FILE *f, json_t *m)
     json_array_foreach(steps, i, s)
     {
         json_t *t = json_object_get(s, "totals");
-        char v[8][48];
+        char v[8][96];
         const char *alloc = str(s, "allocation");
         int human = strcmp(alloc, "human") == 0;
         fprintf(f, "<tr><th scope=\"row\">");

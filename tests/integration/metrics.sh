@@ -129,7 +129,7 @@ EOF
 at "2025-02-27 09:00:00"
 ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" TZ=UTC \
     FAKETIME_TIMESTAMP_FILE=$CLOCK FAKETIME_NO_CACHE=1 FAKETIME_DONT_FAKE_MONOTONIC=1 \
-    LD_PRELOAD=$FAKETIME_LIB start_server "$DB"
+    FAKETIME_DISABLE_SHM=1 LD_PRELOAD=$FAKETIME_LIB start_server "$DB"
 for p in claims other; do
     expect_http 200 PUT /v1/processes/$p -H 'Content-Type: application/yaml' \
         --data-binary @"$WORK/$p.yaml"
@@ -533,6 +533,10 @@ expect_fail 1 'report: --out /nonexistent/r.html: cannot write' -- \
 
 # On the database, read-only, once the server is gone: the same numbers.
 stop_server
+if grep -Eq "AddressSanitizer|LeakSanitizer|runtime error:" "$WORK/serve.err"; then
+    grep -E -A 20 "AddressSanitizer|LeakSanitizer|runtime error:" "$WORK/serve.err" | head -n 60 >&2
+    fail "the sanitizers reported the above in tandem serve"
+fi
 DIGEST=$(db_digest "$DB")
 "$TANDEM" report --process claims --from 2025-02-27 --to 2025-03-03 --segment channel --db "$DB" \
     --format json >"$WORK/db.json" || fail "report --db"
