@@ -532,7 +532,7 @@ typedef enum unit { U_COUNT, U_SHARE, U_SECONDS } unit;
 #define CW 460.0 /* the chart's drawing, in its own units (it scales to the page) */
 #define CH 210.0
 #define PL 44.0 /* plot area: left, right, top and bottom margins */
-#define PR 10.0
+#define PR 18.0
 #define PT 26.0
 #define PB 30.0
 
@@ -826,7 +826,8 @@ static void charts_html(FILE *f, json_t *m, const trends *t)
         /* Scaled to the budget, the error and the bound as it ends; the bound, high while
          * the samples are few, leaves the plot by its top before that. */
         double last_bound = t->n > 0 && !isnan(t->bound[t->n - 1]) ? t->bound[t->n - 1] : 0;
-        chart_axis(&c, fmax(fmax(max_of(t->err, t->n) * 1.25, budget * 3), fmin(last_bound, 1)),
+        chart_axis(&c,
+                   fmax(fmax(max_of(t->err, t->n) * 1.25, budget * 3), fmin(last_bound * 1.6, 1)),
                    U_SHARE);
         chart_open(&c, "Audited error of the AI so far, its upper bound and the budget",
                    "Lines: the running share of audit samples the AI got wrong, its upper "

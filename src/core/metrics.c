@@ -523,14 +523,6 @@ static void add_histogram(fam *f, int64_t ms)
     f->lat_sum_ms += ms;
 }
 
-/* A number as short as it can be written and still read back exactly ("25", "0.1"). */
-static void format_number(double v, char *buf, size_t cap)
-{
-    snprintf(buf, cap, "%.15g", v);
-    if (strtod(buf, NULL) != v)
-        snprintf(buf, cap, "%.17g", v);
-}
-
 /*
  * The segment a row belongs to, from the column the segment expression made: NULL for a
  * missing or null value, else a one-letter type and the value (s text, i integer, r real,
@@ -541,7 +533,7 @@ static const char *segment_name(const char *col, char *buf, size_t cap)
     if (col == NULL || col[0] == '\0')
         return MISSING;
     if (col[0] == 'r') {
-        format_number(strtod(col + 1, NULL), buf, cap);
+        tdm__format_number(strtod(col + 1, NULL), buf, cap);
         return buf;
     }
     return col + 1;
@@ -1363,7 +1355,7 @@ static void sample(FILE *f, const char *name, const char *process, const char *s
     if (isinf(v))
         snprintf(num, sizeof num, "%s", v > 0 ? "+Inf" : "-Inf");
     else
-        format_number(v, num, sizeof num);
+        tdm__format_number(v, num, sizeof num);
     fprintf(f, "%s{process=\"", name);
     label_value(f, process);
     if (step != NULL) {
@@ -1377,194 +1369,157 @@ static void sample(FILE *f, const char *name, const char *process, const char *s
     fprintf(f, "\"} %s\n", num);
 }
 
-/* What a step-level counter or gauge reads from a family: a value, or NaN to leave it out. */
-typedef double (*fam_value)(const fam *f, const step_state *s);
+/* A step-level gauge computed from a family: a value, or NaN to leave the sample out. */
+typedef double (*fam_value)(const fam *f);
 
-static double v_tasks(const fam *f, const step_state *s)
+static double v_automation(const fam *f)
 {
-    (void)s;
-    return (double)f->queued;
-}
-static double v_automation(const fam *f, const step_state *s)
-{
-    (void)s;
     return f->by_ai + f->by_people > 0 ? (double)f->by_ai / (double)(f->by_ai + f->by_people) : NAN;
 }
-static double v_answers(const fam *f, const step_state *s)
+static double v_override_ratio(const fam *f)
 {
-    (void)s;
-    return (double)f->answers;
-}
-static double v_proposals(const fam *f, const step_state *s)
-{
-    (void)s;
-    return (double)f->proposals;
-}
-static double v_accepted(const fam *f, const step_state *s)
-{
-    (void)s;
-    return (double)f->accepted;
-}
-static double v_reviews(const fam *f, const step_state *s)
-{
-    (void)s;
-    return (double)f->reviews;
-}
-static double v_overrides(const fam *f, const step_state *s)
-{
-    (void)s;
-    return (double)f->overrides;
-}
-static double v_override_ratio(const fam *f, const step_state *s)
-{
-    (void)s;
     return f->reviews > 0 ? (double)f->overrides / (double)f->reviews : NAN;
 }
-static double v_audit_samples(const fam *f, const step_state *s)
+static double v_reviewers(const fam *f)
 {
-    return s->ai ? (double)f->audited : NAN;
-}
-static double v_audit_errors(const fam *f, const step_state *s)
-{
-    return s->ai ? (double)f->audit_errors : NAN;
-}
-static double v_work(const fam *f, const step_state *s)
-{
-    (void)s;
-    return (double)f->work_ms / 1000.0;
-}
-static double v_timed(const fam *f, const step_state *s)
-{
-    (void)s;
-    return (double)f->timed;
-}
-static double v_reviewers(const fam *f, const step_state *s)
-{
-    (void)s;
     return (double)f->n_rv;
 }
-static double v_breaches(const fam *f, const step_state *s)
-{
-    (void)s;
-    return (double)f->sla_breaches;
-}
-static double v_escalations(const fam *f, const step_state *s)
-{
-    (void)s;
-    return (double)f->escalations;
-}
-static double v_pauses(const fam *f, const step_state *s)
-{
-    return s->ai ? (double)f->pauses : NAN;
-}
 
-/* The gauges of a step's state. */
+/* The gauges of an AI step's state (NaN: no sample). */
 typedef double (*state_value)(const step_state *s, const tdm_step_info *si);
 
 static double s_audited(const step_state *s, const tdm_step_info *si)
 {
     (void)si;
-    return s->ai ? (double)s->audited : NAN;
+    return (double)s->audited;
 }
 static double s_error(const step_state *s, const tdm_step_info *si)
 {
     (void)si;
-    return s->ai && s->audited > 0 ? (double)s->audit_errors / (double)s->audited : NAN;
+    return s->audited > 0 ? (double)s->audit_errors / (double)s->audited : NAN;
 }
 static double s_bound(const step_state *s, const tdm_step_info *si)
 {
-    return s->ai && s->audited > 0
-               ? tdm_binomial_upper_bound((uint64_t)s->audit_errors, (uint64_t)s->audited,
-                                          1 - si->confidence)
-               : NAN;
+    return s->audited > 0 ? tdm_binomial_upper_bound((uint64_t)s->audit_errors,
+                                                     (uint64_t)s->audited, 1 - si->confidence)
+                          : NAN;
 }
 static double s_budget(const step_state *s, const tdm_step_info *si)
 {
-    return s->ai ? si->max_error : NAN;
+    (void)s;
+    return si->max_error;
 }
 static double s_confidence(const step_state *s, const tdm_step_info *si)
 {
-    return s->ai ? si->confidence : NAN;
+    (void)s;
+    return si->confidence;
 }
 static double s_threshold(const step_state *s, const tdm_step_info *si)
 {
     (void)si;
-    return s->ai && s->found ? s->threshold : NAN;
+    return s->found ? s->threshold : NAN;
 }
 static double s_paused(const step_state *s, const tdm_step_info *si)
 {
     (void)si;
-    return s->ai ? (double)(s->paused != 0) : NAN;
+    return (double)(s->paused != 0);
 }
 static double s_version(const step_state *s, const tdm_step_info *si)
 {
     (void)si;
-    return s->ai ? (double)s->version : NAN;
+    return (double)s->version;
 }
 
+/*
+ * A metric labelled by process and step, read from one of three places: an int64_t count of
+ * the step's family (`field`, FIELD(member); times `scale`, 1 when 0), a function of the
+ * family, or a function of the step's state. `ai_only` leaves human steps out; every state
+ * metric is the AI's.
+ */
+#define FIELD(member) (offsetof(fam, member) + 1)
 typedef struct step_family {
     const char *name, *type, *help;
+    size_t field;
+    double scale;
+    int ai_only;
     fam_value fv;
     state_value sv;
 } step_family;
 
 static const step_family step_families[] = {
-    {"tandem_tasks_total", "counter", "Tasks made for people at the step.", v_tasks, NULL},
+    {"tandem_tasks_total", "counter", "Tasks made for people at the step.", .field = FIELD(queued)},
     {"tandem_automation_ratio", "gauge",
-     "Share of the step's decisions the AI made alone (decided by AI / all decided).", v_automation,
-     NULL},
+     "Share of the step's decisions the AI made alone (decided by AI / all decided).",
+     .fv = v_automation},
     {"tandem_human_answers_total", "counter",
-     "Tasks answered by people with accept or correct (one decision each).", v_answers, NULL},
+     "Tasks answered by people with accept or correct (one decision each).",
+     .field = FIELD(answers)},
     {"tandem_ai_proposals_total", "counter", "Answers to tasks that carried an AI proposal.",
-     v_proposals, NULL},
+     .field = FIELD(proposals)},
     {"tandem_ai_proposals_accepted_total", "counter",
-     "Answers to tasks that kept the AI's proposal.", v_accepted, NULL},
+     "Answers to tasks that kept the AI's proposal.", .field = FIELD(accepted)},
     {"tandem_reviews_total", "counter",
      "Reviews of the AI: answers to tasks with a proposal, and feedback on decisions the AI "
      "made alone.",
-     v_reviews, NULL},
+     .field = FIELD(reviews)},
     {"tandem_overrides_total", "counter",
      "Reviews that overrode the AI: an answer other than its proposal, or feedback "
      "inaccurate on its decision.",
-     v_overrides, NULL},
-    {"tandem_override_ratio", "gauge", "Overrides / reviews of the AI.", v_override_ratio, NULL},
+     .field = FIELD(overrides)},
+    {"tandem_override_ratio", "gauge", "Overrides / reviews of the AI.", .fv = v_override_ratio},
     {"tandem_audit_samples_total", "counter",
-     "Audit samples answered by people (decisions the AI would have made alone).", v_audit_samples,
-     NULL},
+     "Audit samples answered by people (decisions the AI would have made alone).",
+     .field = FIELD(audited), .ai_only = 1},
     {"tandem_audit_errors_total", "counter",
-     "Audit samples whose answer differed from the AI's proposal.", v_audit_errors, NULL},
+     "Audit samples whose answer differed from the AI's proposal.", .field = FIELD(audit_errors),
+     .ai_only = 1},
     {"tandem_audited_samples", "gauge",
-     "Audit samples since training or the last resume (the registry's count).", NULL, s_audited},
+     "Audit samples since training or the last resume (the registry's count).", .sv = s_audited},
     {"tandem_audited_error_ratio", "gauge",
-     "Share of the audit samples since training or the last resume that the AI got wrong.", NULL,
-     s_error},
+     "Share of the audit samples since training or the last resume that the AI got wrong.",
+     .sv = s_error},
     {"tandem_audited_error_bound_ratio", "gauge",
-     "Clopper-Pearson upper bound on the audited error, at the step's confidence.", NULL, s_bound},
+     "Clopper-Pearson upper bound on the audited error, at the step's confidence.", .sv = s_bound},
     {"tandem_risk_budget_ratio", "gauge",
-     "The step's risk budget: the highest error allowed on decisions the AI makes alone.", NULL,
-     s_budget},
-    {"tandem_risk_confidence_ratio", "gauge", "The confidence of the step's error bound.", NULL,
-     s_confidence},
+     "The step's risk budget: the highest error allowed on decisions the AI makes alone.",
+     .sv = s_budget},
+    {"tandem_risk_confidence_ratio", "gauge", "The confidence of the step's error bound.",
+     .sv = s_confidence},
     {"tandem_confidence_threshold", "gauge",
-     "The AI decides alone at or above this confidence (certified threshold).", NULL, s_threshold},
+     "The AI decides alone at or above this confidence (certified threshold).", .sv = s_threshold},
     {"tandem_step_paused", "gauge",
-     "1 while the AI's autonomy at the step is paused (kill switch or drift check).", NULL,
-     s_paused},
-    {"tandem_model_version", "gauge", "The step's model version in use.", NULL, s_version},
+     "1 while the AI's autonomy at the step is paused (kill switch or drift check).",
+     .sv = s_paused},
+    {"tandem_model_version", "gauge", "The step's model version in use.", .sv = s_version},
     {"tandem_reviewer_seconds_total", "counter",
-     "Measured reviewer time: from claiming a task to answering it, over timed answers.", v_work,
-     NULL},
+     "Measured reviewer time: from claiming a task to answering it, over timed answers.",
+     .field = FIELD(work_ms), .scale = 0.001},
     {"tandem_reviewer_timed_answers_total", "counter",
-     "Answers timed from the answering person's own claim.", v_timed, NULL},
+     "Answers timed from the answering person's own claim.", .field = FIELD(timed)},
     {"tandem_reviewers", "gauge", "Distinct people who have answered the step's tasks.",
-     v_reviewers, NULL},
+     .fv = v_reviewers},
     {"tandem_sla_breaches_total", "counter",
-     "Tasks not done by their due time (placed at the due time).", v_breaches, NULL},
-    {"tandem_escalations_total", "counter", "Tasks escalated.", v_escalations, NULL},
+     "Tasks not done by their due time (placed at the due time).", .field = FIELD(sla_breaches)},
+    {"tandem_escalations_total", "counter", "Tasks escalated.", .field = FIELD(escalations)},
     {"tandem_pauses_total", "counter",
      "Times the AI's autonomy at the step was paused (by a person or by the drift check).",
-     v_pauses, NULL},
+     .field = FIELD(pauses), .ai_only = 1},
 };
+
+/* A step-level metric's value at step `si` (NaN: no sample). */
+static double step_value(const step_family *sf, const fam *x, const step_state *st,
+                         const tdm_step_info *si)
+{
+    if ((sf->ai_only || sf->sv != NULL) && !st->ai)
+        return NAN;
+    if (sf->sv != NULL)
+        return sf->sv(st, si);
+    if (sf->fv != NULL)
+        return sf->fv(x);
+    int64_t v;
+    memcpy(&v, (const char *)x + sf->field - 1, sizeof v);
+    return (double)v * (sf->scale != 0 ? sf->scale : 1);
+}
 
 static void prom_write(prom_job *j, FILE *f)
 {
@@ -1619,7 +1574,7 @@ static void prom_write(prom_job *j, FILE *f)
             for (size_t s = 0; s < r->pm[i].n_steps; s++) {
                 const tdm_step_info *si = tdm_process_step(r->pm[i].ps->p, s);
                 const step_state *st = &j->steps[i][s];
-                double v = sf->fv != NULL ? sf->fv(&r->pm[i].fams[s], st) : sf->sv(st, si);
+                double v = step_value(sf, &r->pm[i].fams[s], st, si);
                 if (!isnan(v))
                     sample(f, sf->name, r->pm[i].name, "step", si->id, NULL, NULL, v);
             }
@@ -1635,7 +1590,7 @@ static void prom_write(prom_job *j, FILE *f)
                 char le[32];
                 cumulative += x->hist[b];
                 if (b < N_EDGES)
-                    format_number(latency_edges[b], le, sizeof le);
+                    tdm__format_number(latency_edges[b], le, sizeof le);
                 else
                     snprintf(le, sizeof le, "+Inf");
                 fprintf(f, "tandem_decision_latency_seconds_bucket{process=\"");

@@ -2,8 +2,8 @@
 // (headless, through playwright-core) and checks what a reader would get: every chart drawn
 // with a real size, no request for anything but the file itself, no script error, a page
 // that fits its width on a laptop and on a phone, and an A4 PDF of a few pages. Saves the
-// first file as report.png (the screen), report-print.png (print media) and report.pdf in
-// $TDM_REPORT_DIR. Run by tests/integration/report.sh:
+// first file as report.png (the screen), report-top.png (its top, down to the charts),
+// report-print.png (print media) and report.pdf in $TDM_REPORT_DIR. Run by tests/integration/report.sh:
 //
 //     node tests/e2e/report.test.mjs REPORT.html [MORE.html...]
 
@@ -49,8 +49,13 @@ async function check(file, first) {
     await page.goto(url, { waitUntil: 'load' });
     const name = path.basename(file);
 
-    if (first)
+    if (first) {
         await page.screenshot({ path: path.join(OUT, 'report.png'), fullPage: true });
+        // The top of the report, down to the trends, for the README (docs/img/report.png).
+        const bottom = await page.$eval('.charts', c => c.getBoundingClientRect().bottom + window.scrollY);
+        await page.screenshot({ path: path.join(OUT, 'report-top.png'), fullPage: true,
+            clip: { x: 0, y: 0, width: 1100, height: Math.ceil(bottom) + 24 } });
+    }
     const figures = await page.$$eval('figure svg', svgs => svgs.map(s => {
         const box = s.getBoundingClientRect(), inner = s.getBBox();
         return { w: box.width, h: box.height, iw: inner.width, ih: inner.height,

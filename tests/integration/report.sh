@@ -14,9 +14,10 @@
 # SLA. The report's numbers are checked by tests/integration/metrics.sh; here it is the
 # rendering that is tested.
 #
-# The files go to report/ beside the tandem binary (report.html, report.png, report.pdf);
-# TDM_REPORT_DOCS=1 also copies the PNG to docs/img/report.png. TDM_E2E_SKIP=1 skips the
-# browser part (node, playwright-core and chromium are needed otherwise, as for tests/e2e).
+# The files go to report/ beside the tandem binary (report.html, report.png, report-top.png,
+# report-print.png, report.pdf); TDM_REPORT_DOCS=1 also copies report-top.png to
+# docs/img/report.png. TDM_E2E_SKIP=1 skips the browser part (node, playwright-core and
+# chromium are needed otherwise, as for tests/e2e).
 TANDEM=$1
 source "$(dirname "$0")/lib.bash"
 EX=$SRC/examples/support-triage
@@ -174,7 +175,7 @@ command -v node >/dev/null || fail "node is missing: run scripts/deps.sh --test"
 TDM_REPORT_DIR=$OUT timeout 120 node "$E2E/report.test.mjs" "$OUT/report.html" "$OUT/report-weeks.html" ||
     fail "report.test.mjs failed"
 if [ "${TDM_REPORT_DOCS:-}" = 1 ]; then
-    cp "$OUT/report.png" "$SRC/docs/img/report.png"
+    cp "$OUT/report-top.png" "$SRC/docs/img/report.png"
     echo "ok: docs/img/report.png"
 fi
 echo "ok: report"
