@@ -523,10 +523,15 @@ static void add_histogram(fam *f, int64_t ms)
     f->lat_sum_ms += ms;
 }
 
+/* Bytes of a segment's name at the most: a longer value (a text field) is cut, at a UTF-8
+ * character's start, and ends in "...", so that 1000 segments stay small. */
+#define SEGMENT_NAME_MAX 200
+
 /*
  * The segment a row belongs to, from the column the segment expression made: NULL for a
  * missing or null value, else a one-letter type and the value (s text, i integer, r real,
- * l anything else as JSON). Named as the fairness report names groups. Writes into buf.
+ * l anything else as JSON). Named as the fairness report names groups. Writes into buf
+ * (SEGMENT_NAME_MAX + 4 bytes) when it has to.
  */
 static const char *segment_name(const char *col, char *buf, size_t cap)
 {
@@ -536,13 +541,20 @@ static const char *segment_name(const char *col, char *buf, size_t cap)
         tdm__format_number(strtod(col + 1, NULL), buf, cap);
         return buf;
     }
-    return col + 1;
+    size_t n = strlen(col + 1);
+    if (n <= SEGMENT_NAME_MAX)
+        return col + 1;
+    n = SEGMENT_NAME_MAX;
+    while (n > 0 && ((unsigned char)col[1 + n] & 0xC0) == 0x80)
+        n--; /* back to the first byte of the character that would be cut */
+    snprintf(buf, cap, "%.*s...", (int)n, col + 1);
+    return buf;
 }
 
 /* Adds a row's counts to its segment. */
 static int segment_add(pm *m, const char *col, const segment *delta, tdm_error *err)
 {
-    char buf[64];
+    char buf[SEGMENT_NAME_MAX + 4];
     int full = 0;
     segment *s = named((void **)&m->seg, &m->n_seg, &m->cap_seg, sizeof *m->seg,
                        segment_name(col, buf, sizeof buf), MAX_SEGMENTS, &full);

@@ -263,6 +263,9 @@ C1=$(task a1 check)
 at "2025-03-03 12:30:00"
 complete "$BEN" "$C1" '{"action": "correct", "value": "ok"}'
 post "$ADMIN_TOKEN" /v1/processes/other/items '{"text": "a contract"}'
+# A long note: "a" and 150 "é" (301 bytes), to see a segment's name cut at a character.
+post "$ADMIN_TOKEN" /v1/processes/other/items \
+    "{\"text\": \"another\", \"note\": \"a$(printf 'é%.0s' $(seq 1 150))\"}"
 at "2025-03-03 14:00:00"
 echo "ok: the sequence ran"
 
@@ -363,9 +366,12 @@ expect_json "the default window" '[.from, .to, (.periods | length), .totals.effi
 # top: the segments listed.
 expect_http 200 GET "/v1/processes/claims/metrics?$W&segment=channel&top=1"
 expect_json "top" '.segments | [(.groups | length), .more]' '[1,1]'
-expect_http 200 GET "/v1/processes/other/metrics?$W"
+expect_http 200 GET "/v1/processes/other/metrics?$W&segment=note"
 expect_json "other: its own" '[.totals.efficiency.items, .risk_budget, .cost_per_hour, .totals.efficiency.cost]' \
-    '[1,null,null,null]'
+    '[2,null,null,null]'
+expect_json "a long segment value is cut at 200 bytes, at a character" \
+    '[.segments.groups[] | [(.value | length), (.value | utf8bytelength), .items]]' \
+    '[[9,9,1],[103,202,1]]'
 
 # ---- bad requests ---------------------------------------------------------------------------
 
@@ -403,7 +409,7 @@ AS=$SAM expect_http 403 GET /metrics
 AS=none expect_http 401 GET /metrics
 AS=$OTTO expect_http 200 GET /metrics
 grep -q 'process="claims"' "$WORK/body" && fail "an owner of other sees claims in /metrics"
-grep -q '^tandem_items_total{process="other"} 1$' "$WORK/body" || fail "otto does not see other"
+grep -q '^tandem_items_total{process="other"} 2$' "$WORK/body" || fail "otto does not see other"
 echo "ok: /metrics shows an owner its own processes only"
 
 # ---- Prometheus -----------------------------------------------------------------------------
@@ -424,7 +430,7 @@ S='process="claims",step="sort"'
 C='process="claims",step="check"'
 for pair in \
     "tandem_items_total{process=\"claims\"} 10" \
-    "tandem_items_total{process=\"other\"} 1" \
+    "tandem_items_total{process=\"other\"} 2" \
     "tandem_decisions_total{$S,by=\"ai\"} 4" \
     "tandem_decisions_total{$S,by=\"person\"} 7" \
     "tandem_decisions_total{$C,by=\"person\"} 3" \
@@ -468,7 +474,7 @@ for pair in \
     "tandem_queue_open_tasks{process=\"claims\",queue=\"audit-desk\"} 7" \
     "tandem_queue_oldest_open_seconds{process=\"claims\",queue=\"audit-desk\"} 359400" \
     "tandem_sla_breached_tasks{process=\"claims\",queue=\"desk\"} 0" \
-    "tandem_queue_open_tasks{process=\"other\",queue=\"other-desk\"} 1"; do
+    "tandem_queue_open_tasks{process=\"other\",queue=\"other-desk\"} 2"; do
     expect_eq "${pair% *}" "$(value "${pair% *}")" "${pair##* }"
 done
 # The registry's audited error restarted at the resume: no samples since, no ratio; the
