@@ -241,7 +241,7 @@ static int make_path(cli_client *c, const char *what, const char *name, const ch
 static int call(cli_client *c, const webhook_args *a, char **json, tdm_error *err)
 {
     tdm_engine *e = cli_client_engine(c);
-    const char *actor = a->target.actor ? a->target.actor : "tandem webhook";
+    const char *actor = a->target.actor; /* NULL: "api", as --help says */
     const char *v = a->verb;
     char *text = NULL, *path = NULL, *body = NULL;
     int rc;
