@@ -376,41 +376,50 @@ static void day_text(long long day, char *buf, size_t cap, int *month_out, long 
         *year_out = y;
 }
 
-/* The window in words: "March 2025", "3 March 2025", "1 March 2025 to 15 April 2025", or
- * with times when it does not start and end at midnight. */
-static void window_text(json_t *m, char *buf, size_t cap)
+/* How window_text() put the window: a range, a calendar month or one day. */
+typedef enum window_kind { W_RANGE, W_MONTH, W_DAY } window_kind;
+
+/* A time as "1 March 2025", or "1 March 2025, 09:30 UTC" when it is not midnight. */
+static void when_text(long long day, long long ms, char *buf, size_t cap, int *month,
+                      long long *year)
 {
-    long long d0, t0, d1, t1;
+    char d[40];
+    day_text(day, d, sizeof d, month, year);
+    if (ms == 0)
+        snprintf(buf, cap, "%s", d);
+    else
+        snprintf(buf, cap, "%s, %02lld:%02lld UTC", d, ms / 3600000, ms / 60000 % 60);
+}
+
+/* The window in words: "March 2025", "3 March 2025", "1 March 2025 to 15 April 2025" (a
+ * `to` at midnight names the last day in the window), with times where they are not
+ * midnight. */
+static window_kind window_text(json_t *m, char *buf, size_t cap)
+{
+    long long d0, t0, d1, t1, y0, y1, yn;
+    int m0, m1, mn;
     const char *from = str(m, "from"), *to = str(m, "to");
     if (parse_iso(from, &d0, &t0) != 0 || parse_iso(to, &d1, &t1) != 0) {
         snprintf(buf, cap, "%s to %s", from, to);
-        return;
+        return W_RANGE;
     }
-    if (t0 != 0 || t1 != 0) {
-        snprintf(buf, cap, "%.16s to %.16s UTC", from, to);
-        for (char *p = buf; *p; p++)
-            if (*p == 'T')
-                *p = ' ';
-        return;
+    char a[64], b[64], next[40];
+    when_text(d0, t0, a, sizeof a, &m0, &y0);
+    when_text(t1 == 0 ? d1 - 1 : d1, t1, b, sizeof b, &m1, &y1);
+    if (t0 == 0 && t1 == 0) {
+        day_text(d1, next, sizeof next, &mn, &yn);
+        if (d1 - d0 == 1) {
+            snprintf(buf, cap, "%s", a);
+            return W_DAY;
+        }
+        if (a[0] == '1' && a[1] == ' ' && next[0] == '1' && next[1] == ' ' && m0 == m1 &&
+            y0 == y1) {
+            snprintf(buf, cap, "%s %lld", month_names[m0 - 1], y0);
+            return W_MONTH;
+        }
     }
-    char a[40], b[40];
-    int m0, m1, dd0, dd1;
-    long long y0, y1;
-    day_text(d0, a, sizeof a, &m0, &y0);
-    day_text(d1 - 1, b, sizeof b, &m1, &y1);
-    sscanf(a, "%d", &dd0);
-    sscanf(b, "%d", &dd1);
-    char next[40];
-    int mn;
-    long long yn;
-    day_text(d1, next, sizeof next, &mn, &yn);
-    int ends_month = next[0] == '1' && next[1] == ' ';
-    if (d1 - d0 == 1)
-        snprintf(buf, cap, "%s", a);
-    else if (dd0 == 1 && ends_month && m0 == m1 && y0 == y1)
-        snprintf(buf, cap, "%s %lld", month_names[m0 - 1], y0);
-    else
-        snprintf(buf, cap, "%s to %s", a, b);
+    snprintf(buf, cap, "%s to %s", a, b);
+    return W_RANGE;
 }
 
 /* A period's short name for a chart's axis: "3 Mar" or "Mar 2025". */
@@ -859,13 +868,11 @@ static void charts_html(FILE *f, json_t *m, const trends *t)
 static void summary_html(FILE *f, json_t *m, const char *currency)
 {
     json_t *t = json_object_get(m, "totals");
-    char w[128], b[9][64];
-    window_text(m, w, sizeof w);
+    char w[160], b[9][64];
+    window_kind kind = window_text(m, w, sizeof w);
     double items = num(t, "efficiency.items"), ai = num(t, "efficiency.decided_by_ai");
     double people = num(t, "efficiency.decided_by_people");
-    int in_month = strchr(w, ' ') != NULL && strchr(strchr(w, ' ') + 1, ' ') == NULL &&
-                   strstr(w, " to ") == NULL;
-    fprintf(f, "<p class=\"summary\">%s ", in_month ? "In" : (strstr(w, " to ") ? "From" : "On"));
+    fprintf(f, "<p class=\"summary\">%s ", kind == W_MONTH ? "In" : kind == W_DAY ? "On" : "From");
     esc(f, w);
     fprintf(f, ", <b>");
     esc(f, str(m, "process"));
@@ -1360,7 +1367,7 @@ static int render_html(json_t *m, const char *currency, FILE *f)
         trends_release(&t);
         return -1;
     }
-    char w[128];
+    char w[160];
     window_text(m, w, sizeof w);
     fprintf(f, "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
                "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"

@@ -521,6 +521,12 @@ grep -qi '<script\|<link\|<img\|@import\|url([^#]' "$WORK/report.html" && fail "
 grep -q 'received 10 items' "$WORK/report.html" || fail "the summary does not say 10 items"
 grep -q 'EUR 16' "$WORK/report.html" || fail "the summary does not give the saving in EUR"
 grep -q 'From 27 February 2025 to 3 March 2025' "$WORK/report.html" || fail "the window in words"
+"$TANDEM" report --process other --from 2025-03-03 --to 2025-03-03 --url "$BASE" \
+    --out "$WORK/other.html" || fail "report on a process of people only"
+grep -q 'On 3 March 2025, <b>other</b> received 2 items' "$WORK/other.html" ||
+    fail "the summary of a day: $(grep -o '<p class="summary">[^<]*' "$WORK/other.html")"
+grep -q 'No step of this process lets the AI decide alone' "$WORK/other.html" ||
+    fail "a process of people only has an audited error chart"
 echo "ok: tandem report in json, csv and html"
 expect_fail 2 'report: --from: "2025-02-31": there is no such day in that month' -- \
     "$TANDEM" report --process claims --from 2025-02-31 --url "$BASE"
