@@ -46,6 +46,8 @@ FAKETIME_LIB=$(ls /usr/lib/*/faketime/libfaketime.so.1 2>/dev/null | head -n 1)
 command -v promtool >/dev/null || fail "promtool is missing: run scripts/deps.sh --test (apt-get install prometheus)"
 
 CLOCK=$WORK/clock
+FAKED=
+trap 'stop_server KILL; [ -z "$FAKED" ] || faked_cleanup; rm -rf "$WORK"' EXIT
 # at "YYYY-MM-DD HH:MM:SS": the server's clock (UTC) from now on, until the next call.
 at() {
     echo "$1" >"$CLOCK"
@@ -127,9 +129,22 @@ EOF
 # ---- the sequence ---------------------------------------------------------------------------
 
 at "2025-02-27 09:00:00"
-ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" TZ=UTC \
-    FAKETIME_TIMESTAMP_FILE=$CLOCK FAKETIME_NO_CACHE=1 FAKETIME_DONT_FAKE_MONOTONIC=1 \
-    FAKETIME_DISABLE_SHM=1 LD_PRELOAD=$FAKETIME_LIB start_server "$DB"
+# The server alone runs under libfaketime: a wrapper execs it with the library preloaded
+# (under ASan, which wants to be loaded first, with that check off). libfaketime keeps a
+# shared-memory file per process, removed when the process exits normally; the traps
+# remove the server's in any case.
+cat >"$WORK/tandem-faked" <<EOF
+#!/bin/sh
+exec env ASAN_OPTIONS="\${ASAN_OPTIONS:+\$ASAN_OPTIONS:}verify_asan_link_order=0" TZ=UTC \\
+    FAKETIME_TIMESTAMP_FILE="$CLOCK" FAKETIME_NO_CACHE=1 FAKETIME_DONT_FAKE_MONOTONIC=1 \\
+    LD_PRELOAD="$FAKETIME_LIB" "$TANDEM" "\$@"
+EOF
+chmod +x "$WORK/tandem-faked"
+TANDEM=$WORK/tandem-faked start_server "$DB"
+FAKED=$SERVER_PID
+faked_cleanup() {
+    rm -f "/dev/shm/faketime_shm_$FAKED" "/dev/shm/sem.faketime_sem_$FAKED"
+}
 for p in claims other; do
     expect_http 200 PUT /v1/processes/$p -H 'Content-Type: application/yaml' \
         --data-binary @"$WORK/$p.yaml"
@@ -545,6 +560,7 @@ expect_fail 1 'report: --out /nonexistent/r.html: cannot write' -- \
 
 # On the database, read-only, once the server is gone: the same numbers.
 stop_server
+faked_cleanup
 if grep -Eq "AddressSanitizer|LeakSanitizer|runtime error:" "$WORK/serve.err"; then
     grep -E -A 20 "AddressSanitizer|LeakSanitizer|runtime error:" "$WORK/serve.err" | head -n 60 >&2
     fail "the sanitizers reported the above in tandem serve"

@@ -24,10 +24,11 @@ EX=$SRC/examples/support-triage
 P=support-triage
 # The database on a RAM disk when there is one: this test is about the report, not about
 # durability, and a month's thousand fsyncs would be most of its time on a busy machine.
-SHM=
+SHM= FAKED=
+trap 'stop_server KILL; [ -z "$FAKED" ] || faked_cleanup; rm -rf "$WORK"' EXIT
 if [ -d /dev/shm ] && [ -w /dev/shm ]; then
     SHM=$(mktemp -d /dev/shm/tandem-report.XXXXXX)
-    trap 'stop_server KILL; rm -rf "$WORK" "$SHM"' EXIT
+    trap 'stop_server KILL; [ -z "$FAKED" ] || faked_cleanup; rm -rf "$WORK" "$SHM"' EXIT
 fi
 DB=${SHM:-$WORK}/tandem.db
 OUT=$(cd "$(dirname "$TANDEM")" && pwd)/report
@@ -48,9 +49,22 @@ awk '{ sub(/\r$/, "") }
 HEADER=$(head -n 1 "$WORK/records.csv")
 
 at "2025-02-28 18:00:00"
-ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" TZ=UTC \
-    FAKETIME_TIMESTAMP_FILE=$CLOCK FAKETIME_NO_CACHE=1 FAKETIME_DONT_FAKE_MONOTONIC=1 \
-    FAKETIME_DISABLE_SHM=1 LD_PRELOAD=$FAKETIME_LIB start_server "$DB"
+# The server alone runs under libfaketime: a wrapper execs it with the library preloaded
+# (under ASan, which wants to be loaded first, with that check off). libfaketime keeps a
+# shared-memory file per process, removed when the process exits normally; the traps
+# remove the server's in any case.
+cat >"$WORK/tandem-faked" <<EOF
+#!/bin/sh
+exec env ASAN_OPTIONS="\${ASAN_OPTIONS:+\$ASAN_OPTIONS:}verify_asan_link_order=0" TZ=UTC \\
+    FAKETIME_TIMESTAMP_FILE="$CLOCK" FAKETIME_NO_CACHE=1 FAKETIME_DONT_FAKE_MONOTONIC=1 \\
+    LD_PRELOAD="$FAKETIME_LIB" "$TANDEM" "\$@"
+EOF
+chmod +x "$WORK/tandem-faked"
+TANDEM=$WORK/tandem-faked start_server "$DB"
+FAKED=$SERVER_PID
+faked_cleanup() {
+    rm -f "/dev/shm/faketime_shm_$FAKED" "/dev/shm/sem.faketime_sem_$FAKED"
+}
 expect_http 200 PUT /v1/processes/$P -H 'Content-Type: application/yaml' --data-binary @"$EX/process.yaml"
 "$TANDEM" train --process $P "$EX/data/train.csv" --url "$BASE" >/dev/null || fail "training failed"
 declare -A TOKEN
@@ -159,6 +173,7 @@ grep -q 'In March 2025, <b>support-triage</b> received' "$OUT/report.html" ||
 grep -qi '<script\|<link\|<img\|@import\|url([^#]' "$OUT/report.html" && fail "the HTML loads something"
 echo "ok: report.html ($(wc -c <"$OUT/report.html") bytes)"
 stop_server
+faked_cleanup
 if grep -Eq "AddressSanitizer|LeakSanitizer|runtime error:" "$WORK/serve.err"; then
     grep -E -A 20 "AddressSanitizer|LeakSanitizer|runtime error:" "$WORK/serve.err" | head -n 60 >&2
     fail "the sanitizers reported the above in tandem serve"
