@@ -24,6 +24,10 @@ int cli_token(int argc, char **argv);
 int cli_step(int argc, char **argv);
 int cli_registry(int argc, char **argv);
 int cli_fairness(int argc, char **argv);
+int cli_plan(int argc, char **argv);
+int cli_simulate(int argc, char **argv);
+int cli_webhook(int argc, char **argv);
+int cli_report(int argc, char **argv);
 
 /* Prints "tandem: <message>\n" to stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -686,3 +686,33 @@ tdm_table_format cli_guess_format(const char *path, const char *data, size_t len
         i++;
     return i < len && data[i] == '{' ? TDM_FORMAT_JSONL : TDM_FORMAT_CSV;
 }
+
+/* ---- for commands that make their own calls (webhook.c) ---------------------------------- */
+
+tdm_engine *cli_client_engine(cli_client *c)
+{
+    return c->engine;
+}
+
+int cli_client_take(char *text, char **json, tdm_error *err)
+{
+    return take_answer(text, text != NULL ? strlen(text) : 0, json, err);
+}
+
+char *cli_client_escape(cli_client *c, const char *s)
+{
+    char *esc = c->curl != NULL ? curl_easy_escape(c->curl, s, 0) : NULL;
+    char *copy = esc != NULL ? strdup(esc) : NULL;
+    curl_free(esc);
+    return copy;
+}
+
+int cli_client_request(cli_client *c, const char *method, const char *path, const char *body,
+                       char **json, tdm_error *err)
+{
+    if (c->curl == NULL)
+        return fail(err, TDM_EINVAL, "%s %s: only through a server (--url)", method, path);
+    return http_call(c, method, path, body != NULL ? "application/json" : NULL,
+                     body != NULL ? body : "", body != NULL ? strlen(body) : 0, NULL, json, NULL,
+                     err);
+}

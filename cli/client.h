@@ -90,4 +90,17 @@ int cli_read_file(const char *path, size_t max, char **data, size_t *len);
  */
 tdm_table_format cli_guess_format(const char *path, const char *data, size_t len);
 
+/*
+ * For commands that make their own calls (tandem webhook): the engine behind --db (NULL
+ * through --url); an engine's answer moved into malloc'd memory (the text is freed with
+ * tdm_free, NULL counts as empty); a path segment or query value escaped for --url (free()
+ * it; NULL when out of memory or with --db); and one JSON call through the server: METHOD
+ * and PATH (its parts escaped), an optional JSON body, the answer as the calls above.
+ */
+tdm_engine *cli_client_engine(cli_client *c);
+int cli_client_take(char *text, char **json, tdm_error *err);
+char *cli_client_escape(cli_client *c, const char *s);
+int cli_client_request(cli_client *c, const char *method, const char *path, const char *body,
+                       char **json, tdm_error *err);
+
 #endif /* TDM_CLI_CLIENT_H */

@@ -35,6 +35,17 @@ static const char usage[] =
     "            (tandem registry --help)\n"
     "  fairness  compare a step's outcomes across groups of items: favourable rates,\n"
     "            impact ratio, overrides, error rates (tandem fairness --help)\n"
+    "  plan      audit a team's logged tasks: AI-only, hybrid or human-only, the split\n"
+    "            against the 70-20-10 rule of thumb, process-file skeletons\n"
+    "            (tandem plan --help)\n"
+    "  simulate  replay labelled history through a process with simulated reviewers:\n"
+    "            automation, error and hours saved per routing strategy\n"
+    "            (tandem simulate --help)\n"
+    "  webhook   signed webhooks: subscribe a receiver to a process's events, list,\n"
+    "            delete, see deliveries and the dead letters, replay (tandem webhook --help)\n"
+    "  report    the return-on-investment report of a process over a window: baseline\n"
+    "            against actual, trends, the AI's errors, as HTML, CSV or JSON\n"
+    "            (tandem report --help)\n"
     "\n"
     "  process apply, train, submit, export, audit, token, step, registry and fairness\n"
     "  work on a database (--db PATH) or through a running server (--url\n"
@@ -104,7 +115,8 @@ int main(int argc, char **argv)
         {"eval", cli_eval},         {"serve", cli_serve},       {"process", cli_process},
         {"train", cli_train},       {"submit", cli_submit},     {"export", cli_export},
         {"audit", cli_audit},       {"token", cli_token},       {"step", cli_step},
-        {"registry", cli_registry}, {"fairness", cli_fairness},
+        {"registry", cli_registry}, {"fairness", cli_fairness}, {"plan", cli_plan},
+        {"simulate", cli_simulate}, {"webhook", cli_webhook},   {"report", cli_report},
     };
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (strcmp(cmd, commands[i].name) == 0)

@@ -40,23 +40,49 @@ static const char serve_usage[] =
     "  --rate-limit N        requests a second per token, in bursts of up to twice that;\n"
     "                        over it, 429 with Retry-After (default 1000; 0: no limit)\n"
     "  --quiet               no request log\n"
+    "  --webhook-retry-base-ms N\n"
+    "                        the first webhook retry's delay; later ones are 6, 24, 120,\n"
+    "                        360, 720 and 1440 times it (default 5000: 5 s ... 2 h)\n"
+    "  --webhook-max-attempts N\n"
+    "                        attempts before a delivery is dead, 1 to 100 (default 8)\n"
+    "  --webhook-timeout SECONDS\n"
+    "                        one delivery attempt's time limit (default 10)\n"
+    "  --webhook-keep-days N delivered deliveries are deleted after N days; 0 keeps them\n"
+    "                        (default 7)\n"
     "  -h, --help            show this help\n"
     "\n"
     "Every API call needs a token (docs/security.md). On a database without any token, the\n"
     "first start makes an admin token named \"admin\" and prints it once on standard error;\n"
     "or it takes the token from the environment variable TANDEM_ADMIN_TOKEN (32 to 256\n"
-    "printable characters, no blanks), for automation. Make more with tandem token create.\n";
+    "printable characters, no blanks), for automation. Make more with tandem token create.\n"
+    "\n"
+    "While it serves, it delivers webhooks (tandem webhook --help) and announces tasks past\n"
+    "their due time (sla.breached).\n";
 
 typedef struct serve_args {
     const char *db;
     const char **process;
     size_t n_process;
     tdm_server_opts opts;
+    tdm_webhook_opts webhooks;
 } serve_args;
 
 static int parse_args(int argc, char **argv, serve_args *a)
 {
-    enum { O_DB = 256, O_LISTEN, O_PROCESS, O_THREADS, O_TIMEOUT, O_MAXBODY, O_RATE, O_QUIET };
+    enum {
+        O_DB = 256,
+        O_LISTEN,
+        O_PROCESS,
+        O_THREADS,
+        O_TIMEOUT,
+        O_MAXBODY,
+        O_RATE,
+        O_QUIET,
+        O_WH_BASE,
+        O_WH_ATTEMPTS,
+        O_WH_TIMEOUT,
+        O_WH_KEEP
+    };
     static const struct option longopts[] = {
         {"db", required_argument, NULL, O_DB},
         {"listen", required_argument, NULL, O_LISTEN},
@@ -66,11 +92,16 @@ static int parse_args(int argc, char **argv, serve_args *a)
         {"max-body-mib", required_argument, NULL, O_MAXBODY},
         {"rate-limit", required_argument, NULL, O_RATE},
         {"quiet", no_argument, NULL, O_QUIET},
+        {"webhook-retry-base-ms", required_argument, NULL, O_WH_BASE},
+        {"webhook-max-attempts", required_argument, NULL, O_WH_ATTEMPTS},
+        {"webhook-timeout", required_argument, NULL, O_WH_TIMEOUT},
+        {"webhook-keep-days", required_argument, NULL, O_WH_KEEP},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     uint64_t u;
     tdm_server_opts_init(&a->opts);
+    tdm_webhook_opts_init(&a->webhooks);
     opterr = 0;
     optind = 1;
     int c;
@@ -106,6 +137,26 @@ static int parse_args(int argc, char **argv, serve_args *a)
             break;
         case O_QUIET:
             a->opts.quiet = 1;
+            break;
+        case O_WH_BASE:
+            if (cli_parse_u64("--webhook-retry-base-ms", optarg, 1, 86400000, &u))
+                return CLI_EXIT_USAGE;
+            a->webhooks.retry_base_ms = (unsigned)u;
+            break;
+        case O_WH_ATTEMPTS:
+            if (cli_parse_u64("--webhook-max-attempts", optarg, 1, 100, &u))
+                return CLI_EXIT_USAGE;
+            a->webhooks.max_attempts = (unsigned)u;
+            break;
+        case O_WH_TIMEOUT:
+            if (cli_parse_u64("--webhook-timeout", optarg, 1, 600, &u))
+                return CLI_EXIT_USAGE;
+            a->webhooks.timeout_ms = (unsigned)u * 1000;
+            break;
+        case O_WH_KEEP:
+            if (cli_parse_u64("--webhook-keep-days", optarg, 0, 36500, &u))
+                return CLI_EXIT_USAGE;
+            a->webhooks.keep_days = (unsigned)u;
             break;
         case 'h':
             fputs(serve_usage, stdout);
@@ -250,6 +301,10 @@ int cli_serve(int argc, char **argv)
             goto out;
     if (first_admin(e) != 0)
         goto out;
+    if (tdm_engine_webhooks_start(e, &a.webhooks, &err) != 0) {
+        cli_error("%s", err.message[0] ? err.message : tdm_strerror(err.code));
+        goto out;
+    }
     if (tdm_server_start(e, &a.opts, &s, &err) != 0) {
         cli_error("%s", err.message[0] ? err.message : tdm_strerror(err.code));
         goto out;

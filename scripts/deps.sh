@@ -6,7 +6,7 @@ set -euo pipefail
 
 packages=(build-essential cmake pkg-config libjansson-dev libxxhash-dev libutf8proc-dev
           libcmocka-dev libsqlite3-dev libyaml-dev libmicrohttpd-dev libsodium-dev
-          libcurl4-openssl-dev curl sqlite3 jq clang libclang-rt-14-dev)
+          libcurl4-openssl-dev curl sqlite3 jq python3 clang libclang-rt-14-dev)
 for arg in "$@"; do
     case $arg in
     --bench) packages+=(fasttext liblinear-tools time wrk nginx-light) ;;
@@ -14,6 +14,9 @@ for arg in "$@"; do
         # The browser tests: Debian's chromium, driven from Node.js (playwright-core from
         # npm), the machine's Node.js or else Debian's.
         packages+=(chromium)
+        # The metrics tests: promtool (Debian's prometheus) checks GET /metrics, libfaketime
+        # sets the server's clock.
+        packages+=(prometheus faketime)
         command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm)
         ;;
     *) echo "usage: scripts/deps.sh [--test] [--bench]" >&2; exit 2 ;;

@@ -381,6 +381,143 @@ int tdm_engine_fairness(tdm_engine *e, const char *process, const char *step, co
 int tdm_engine_dashboard(tdm_engine *e, const char *process, const char *bucket, unsigned points,
                          char **json, tdm_error *err);
 
+/* ---- webhooks ----------------------------------------------------------------------------- */
+
+/*
+ * Signed webhooks (src/core/webhooks.c, docs/api.md "Webhooks"). A subscription names a
+ * process, a receiver's http or https URL and the events it wants: "task.created",
+ * "decision.made", "sla.breached", "automation.paused". Every such event of the process
+ * writes one delivery per subscription in the event's own transaction; a delivery thread
+ * (tdm_engine_webhooks_start) posts it, signed as Standard Webhooks says, and retries with
+ * growing delays until the receiver answers 2xx or the attempts run out (the delivery is
+ * then dead, and can be replayed). Delivery states: "pending", "delivered", "dead",
+ * "cancelled" (its webhook was deleted).
+ */
+
+#define TDM_WEBHOOKS_PER_PROCESS 20   /* subscriptions in force per process */
+#define TDM_WEBHOOK_URL_MAX      2048 /* bytes in a receiver's URL */
+
+/*
+ * Subscribes: `body` is {"url": "https://...", "events": ["task.created", ...]}. Answers
+ * {"id", "process", "url", "events", "secret", "created_at", "created_by"}: the secret
+ * ("whsec_" and the base64 of 32 random bytes, the key of the signatures) is in this answer
+ * only. Audited as webhook.created by `actor`. Errors: TDM_EPARSE (not JSON), TDM_EINVAL
+ * (err->field: "url" not http or https, or with credentials in it; "events" empty or an
+ * unknown event; an unknown key), TDM_ENOTFOUND (no such process), TDM_ECONFLICT (the
+ * process has TDM_WEBHOOKS_PER_PROCESS already).
+ */
+int tdm_engine_webhook_create(tdm_engine *e, const char *process, const char *body, size_t len,
+                              const char *actor, char **json, tdm_error *err);
+
+/* {"webhooks": [{"id", "process", "url", "events", "created_at", "created_by", "pending",
+ * "dead"}]}: the process's subscriptions in force, oldest first, with their pending and dead
+ * delivery counts; never their secrets. TDM_ENOTFOUND for an unknown process. */
+int tdm_engine_webhook_list(tdm_engine *e, const char *process, char **json, tdm_error *err);
+
+/* Deletes a subscription: its pending and dead deliveries are cancelled. Answers it as
+ * listed, with "deleted_at" and "cancelled" (how many). Audited as webhook.deleted.
+ * TDM_ENOTFOUND for an unknown or deleted webhook. */
+int tdm_engine_webhook_delete(tdm_engine *e, const char *id, const char *actor, char **json,
+                              tdm_error *err);
+
+/* The process a webhook in force belongs to, for access checks. TDM_ENOTFOUND otherwise. */
+int tdm_engine_webhook_process(tdm_engine *e, const char *id, char process[TDM_SCOPE_NAME_MAX + 1],
+                               tdm_error *err);
+
+/*
+ * {"deliveries": [{"id", "webhook_id", "event", "state", "attempts", "next_at",
+ * "last_status", "last_error", "created_at", "delivered_at", "payload"}]}: a webhook's
+ * deliveries in `state` (NULL: all), newest first, at most `limit` (1..1000). state "dead"
+ * is the dead-letter list. TDM_ENOTFOUND for an unknown webhook, TDM_EINVAL (field "state"
+ * or "limit").
+ */
+int tdm_engine_webhook_deliveries(tdm_engine *e, const char *id, const char *state, size_t limit,
+                                  char **json, tdm_error *err);
+
+/*
+ * Sends deliveries again: `delivery` (of webhook `id`; pending, delivered or dead) or, when
+ * NULL, every dead delivery of the webhook, each pending again at once with its attempts
+ * back at 0 and its webhook-id unchanged. Answers {"webhook_id", "replayed": N,
+ * "deliveries": [ids]} (at most 1000 ids listed). Audited as webhook.replayed.
+ * TDM_ENOTFOUND for an unknown webhook or delivery.
+ */
+int tdm_engine_webhook_replay(tdm_engine *e, const char *id, const char *delivery,
+                              const char *actor, char **json, tdm_error *err);
+
+/* How the delivery thread works; tdm_webhook_opts_init() gives the defaults in brackets. */
+typedef struct tdm_webhook_opts {
+    unsigned retry_base_ms; /* the first retry's delay; the later ones are 6, 24, 120, 360,
+                               720 and 1440 times it, plus up to 10% jitter [5000] */
+    unsigned max_attempts;  /* attempts before a delivery is dead, 1..100 [8] */
+    unsigned timeout_ms;    /* one attempt's time limit, connecting included [10000] */
+    unsigned sweep_ms;      /* how often tasks past their due time are looked for [1000] */
+    unsigned keep_days;     /* delivered and cancelled deliveries are deleted after this
+                               many days; 0 keeps them [7] */
+    unsigned concurrency;   /* attempts in flight at once, 1..256 [16] */
+    uint64_t seed;          /* the jitter's generator; 0 seeds it from the clock [0] */
+} tdm_webhook_opts;
+
+void tdm_webhook_opts_init(tdm_webhook_opts *opts);
+
+/*
+ * Starts the engine's delivery thread (tandem serve does): it posts due deliveries, retries
+ * failed ones, and announces sla.breached for tasks past their due time. Without it
+ * deliveries wait, stored, for a server. TDM_EINVAL when already started, for a read-only
+ * engine or an option out of range; TDM_EIO when libcurl cannot start. Stopped by
+ * tdm_engine_webhooks_stop() or tdm_engine_close(); attempts in flight are then abandoned
+ * and sent again by the next start.
+ */
+int tdm_engine_webhooks_start(tdm_engine *e, const tdm_webhook_opts *opts, tdm_error *err);
+void tdm_engine_webhooks_stop(tdm_engine *e);
+
+/* ---- metrics ------------------------------------------------------------------------------ */
+
+#define TDM_METRICS_DEFAULT_DAYS 30   /* the window when no `from` is given: 30 UTC days */
+#define TDM_METRICS_MAX_PERIODS  1000 /* periods in one window at the most */
+#define TDM_METRICS_DEFAULT_TOP  10   /* segments listed when no `top` is given */
+#define TDM_METRICS_MAX_TOP      100
+
+/* What tdm_engine_metrics() reads; tdm_metrics_query_init() gives the defaults. */
+typedef struct tdm_metrics_query {
+    const char *from;     /* YYYY-MM-DD (its midnight UTC) or an ISO 8601 time with a zone;
+                             NULL: the start of the UTC day TDM_METRICS_DEFAULT_DAYS - 1
+                             days before `to`'s */
+    const char *to;       /* exclusive; YYYY-MM-DD means the end of that day; NULL: now */
+    const char *by;       /* "day", "week" (from Monday) or "month"; NULL: "day" */
+    const char *segment;  /* an item field to split the numbers by, or NULL */
+    double cost_per_hour; /* the cost of a person's hour; < 0 (the default): the process's
+                             baseline.cost_per_hour, if it declares one */
+    unsigned top;         /* segments listed, 1..TDM_METRICS_MAX_TOP; 0: the default */
+} tdm_metrics_query;
+
+void tdm_metrics_query_init(tdm_metrics_query *q);
+
+/*
+ * The metrics of `process` over the window [from, to), in periods aligned to UTC: {"process",
+ * "generated_at", "from", "to", "by", "baseline": {"minutes_per_item", "error_rate",
+ * "cost_per_hour"}, "cost_per_hour" (the rate used, or null), "risk_budget", "totals",
+ * "periods": [{"label", "start", "end", ...}], "steps": [{"step", ..., "totals", "periods"}],
+ * "reviewers", "segments", "confusions", "pauses"}; each of totals and periods holds the three
+ * families {"efficiency", "quality", "team"}. docs/api.md ("GET /v1/processes/{name}/metrics")
+ * and src/core/metrics.c define every number. Read in one snapshot, beside the writer. You
+ * own *json (tdm_free()). Errors: TDM_ENOTFOUND (no such process), TDM_EPARSE (a malformed
+ * from, to or by; err->field names it), TDM_EINVAL (to not after from, more than
+ * TDM_METRICS_MAX_PERIODS periods, a bad segment, rate or top; err->field), TDM_ETOOBIG (a
+ * segment field with more than 1000 values in the window).
+ */
+int tdm_engine_metrics(tdm_engine *e, const char *process, const tdm_metrics_query *q, char **json,
+                       tdm_error *err);
+
+/*
+ * Every process's numbers over all time in Prometheus's text exposition format 0.0.4
+ * (counters, gauges and a latency histogram named tandem_..., labelled by process and step,
+ * or process and queue), for the processes `who` may see: all for NULL, an admin or a
+ * viewer; an owner's own; none for other roles. *text is yours (tdm_free()), *len its
+ * length (len may be NULL). docs/api.md ("GET /metrics") lists every metric.
+ */
+int tdm_engine_prometheus(tdm_engine *e, const tdm_principal *who, char **text, size_t *len,
+                          tdm_error *err);
+
 #ifdef __cplusplus
 }
 #endif

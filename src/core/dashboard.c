@@ -129,14 +129,17 @@ static const char queue_sql[] =
     "END), count(CASE WHEN due_at < ?3 THEN 1 END) FROM tasks WHERE queue = ?1 AND state IN "
     "('open', 'claimed', 'confirming') AND +process = ?2";
 
-/* Labels as the fairness report shows them: a JSON string's text, other values as JSON. */
+/* Labels as the fairness report shows them: a JSON string's text, other values as JSON.
+ * ?2 and ?3 bound the time of the answer or the feedback (metrics.c reads a window). */
 static const char confusions_sql[] =
     "SELECT json_extract(p, '$') AS proposed, json_extract(a, '$') AS actual, count(*) AS n "
     "FROM (SELECT proposal AS p, value AS a FROM decisions WHERE process = ?1 AND task_id IS "
-    "NOT NULL AND proposal IS NOT NULL AND value <> proposal "
+    "NOT NULL AND proposal IS NOT NULL AND value <> proposal AND created_at >= ?2 AND "
+    "created_at < ?3 "
     "UNION ALL SELECT d.value, f.correction FROM feedback f JOIN decisions d ON d.id = "
     "f.decision_id WHERE d.process = ?1 AND f.verdict = 'inaccurate' AND f.correction IS NOT "
-    "NULL AND json_extract(f.correction, '$') IS NOT json_extract(d.value, '$')) "
+    "NULL AND json_extract(f.correction, '$') IS NOT json_extract(d.value, '$') AND "
+    "f.created_at >= ?2 AND f.created_at < ?3) "
     "GROUP BY proposed, actual ORDER BY n DESC, proposed, actual LIMIT 10";
 
 static const char recent_sql[] =
@@ -354,9 +357,11 @@ static int escalations(sqlite3 *db, proc_state *ps, int64_t *out, tdm_error *err
     return 0;
 }
 
-static int queue_json(sqlite3 *db, const char *process, const char *queue, double sla_minutes,
-                      int64_t now, json_t *list, tdm_error *err)
+int tdm__queue_counts_read(sqlite3 *db, const char *process, const char *queue, int64_t now,
+                           tdm__queue_counts *out, tdm_error *err)
 {
+    memset(out, 0, sizeof *out);
+    out->oldest_open = -1;
     sqlite3_stmt *st;
     int rc = statement(db, queue_sql, queue, &st, err);
     if (rc != 0)
@@ -365,21 +370,34 @@ static int queue_json(sqlite3 *db, const char *process, const char *queue, doubl
     sqlite3_bind_int64(st, 3, now);
     int s = sqlite3_step(st);
     if (s == SQLITE_ROW) {
-        int64_t oldest = sqlite3_column_int64(st, 3);
-        json_t *age = sqlite3_column_type(st, 3) == SQLITE_NULL
-                          ? json_null()
-                          : json_integer((json_int_t)(oldest < now ? (now - oldest) / 1000 : 0));
-        json_t *q = json_pack("{s:s, s:I, s:I, s:I, s:o, s:I, s:o}", "queue", queue, "open",
-                              (json_int_t)sqlite3_column_int64(st, 0), "claimed",
-                              (json_int_t)sqlite3_column_int64(st, 1), "confirming",
-                              (json_int_t)sqlite3_column_int64(st, 2), "oldest_open_seconds", age,
-                              "sla_breached", (json_int_t)sqlite3_column_int64(st, 4),
-                              "sla_minutes", number(sla_minutes));
-        if (q == NULL || json_array_append_new(list, q) != 0)
-            rc = tdm__error_code(err, TDM_ENOMEM);
+        out->open = sqlite3_column_int64(st, 0);
+        out->claimed = sqlite3_column_int64(st, 1);
+        out->confirming = sqlite3_column_int64(st, 2);
+        if (sqlite3_column_type(st, 3) != SQLITE_NULL)
+            out->oldest_open = sqlite3_column_int64(st, 3);
+        out->sla_breached = sqlite3_column_int64(st, 4);
     }
-    int frc = finish(db, st, s, err);
-    return rc != 0 ? rc : frc;
+    return finish(db, st, s, err);
+}
+
+static int queue_json(sqlite3 *db, const char *process, const char *queue, double sla_minutes,
+                      int64_t now, json_t *list, tdm_error *err)
+{
+    tdm__queue_counts c;
+    int rc = tdm__queue_counts_read(db, process, queue, now, &c, err);
+    if (rc != 0)
+        return rc;
+    json_t *age =
+        c.oldest_open < 0
+            ? json_null()
+            : json_integer((json_int_t)(c.oldest_open < now ? (now - c.oldest_open) / 1000 : 0));
+    json_t *q = json_pack("{s:s, s:I, s:I, s:I, s:o, s:I, s:o}", "queue", queue, "open",
+                          (json_int_t)c.open, "claimed", (json_int_t)c.claimed, "confirming",
+                          (json_int_t)c.confirming, "oldest_open_seconds", age, "sla_breached",
+                          (json_int_t)c.sla_breached, "sla_minutes", number(sla_minutes));
+    if (q == NULL || json_array_append_new(list, q) != 0)
+        return tdm__error_code(err, TDM_ENOMEM);
+    return 0;
 }
 
 /* Whether the list of queues already has `queue`. */
@@ -431,12 +449,15 @@ static json_t *label(sqlite3_stmt *st, int i)
     return json_string(s != NULL ? s : "null"); /* json_extract() of a JSON null */
 }
 
-static int confusions_json(sqlite3 *db, const char *process, json_t **out, tdm_error *err)
+int tdm__confusions(sqlite3 *db, const char *process, int64_t from, int64_t to, json_t **out,
+                    tdm_error *err)
 {
     sqlite3_stmt *st;
     int rc = statement(db, confusions_sql, process, &st, err);
     if (rc != 0)
         return rc;
+    sqlite3_bind_int64(st, 2, from);
+    sqlite3_bind_int64(st, 3, to);
     json_t *list = json_array();
     int s = SQLITE_DONE;
     while (list != NULL && (s = sqlite3_step(st)) == SQLITE_ROW) {
@@ -523,7 +544,7 @@ static int read_all(sqlite3 *db, proc_state *ps, const window *w, const char *bu
     if (rc == 0)
         rc = queues_json(db, ps, w->now, &queues, err);
     if (rc == 0)
-        rc = confusions_json(db, process, &confusions, err);
+        rc = tdm__confusions(db, process, INT64_MIN, INT64_MAX, &confusions, err);
     if (rc == 0)
         rc = recent_json(db, process, &recent, err);
     json_t *totals = rc == 0 ? totals_json(&total, queued, escalated, minutes) : NULL;

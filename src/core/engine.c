@@ -391,6 +391,8 @@ int tdm_engine_open(const tdm_engine_opts *opts, tdm_engine **out, tdm_error *er
     int rc = e->db_path == NULL ? TDM_ENOMEM : 0;
     if (rc == 0)
         rc = tdm__db_pool_init(&e->readers, opts->db_path);
+    if (rc == 0)
+        rc = tdm__webhooks_init(e, err);
     if (rc == 0 && !e->read_only)
         rc = tdm__writer_start(e, opts->commit_window_us, &e->writer, err);
     else if (rc == 0) {
@@ -425,10 +427,12 @@ void tdm_engine_close(tdm_engine *e)
 {
     if (e == NULL)
         return;
+    tdm_engine_webhooks_stop(e); /* it writes through the writer: stopped first */
     if (e->writer != NULL) {
         snapshot_all(e);
         tdm__writer_stop(e->writer);
     }
+    tdm__webhooks_free(e);
     pthread_mutex_lock(&e->lock);
     for (size_t i = 0; i < e->n_procs; i++)
         if (--e->procs[i]->refs == 0)

@@ -75,6 +75,14 @@ typedef struct proc_state {
 
 typedef struct tdm__writer tdm__writer;
 
+/* How routing lets the AI decide alone (src/policy/route.c). Only a simulation changes it
+ * (src/core/simulate.c), to compare other policies on the same engine code. */
+typedef enum tdm__route_mode {
+    TDM__ROUTE_GUARANTEED = 0, /* as the process says: certified threshold, audit samples */
+    TDM__ROUTE_ALL_HUMAN = 1,  /* every item to a person (the model still learns) */
+    TDM__ROUTE_FIXED = 2,      /* alone at confidence >= route_fixed: no certificate, no audit */
+} tdm__route_mode;
+
 struct tdm_engine {
     char *db_path;
     int read_only;
@@ -84,6 +92,9 @@ struct tdm_engine {
     size_t n_procs, cap_procs;
     tdm__rng rng;
     tdm__writer *writer;
+    tdm__route_mode route_mode; /* set before the first item, never changed after */
+    double route_fixed;
+    struct tdm__webhooks *webhooks; /* subscriptions and the delivery thread (webhooks.c) */
 };
 
 /* Limits on one item (intake.c): fields, bytes in a field's name, bytes in its value (a
@@ -287,5 +298,65 @@ void tdm__model_by(const char *process, const char *step, uint64_t version, char
  * the dashboard's source for its steps (dashboard.c).
  */
 int tdm__registry_entry(sqlite3 *db, proc_state *ps, size_t i, json_t **out, tdm_error *err);
+
+/* The registry's "audited" and the wrong ones among them: a step's audit samples since
+ * training or the last resume, read with the caller's connection (metrics.c). */
+int tdm__audit_numbers(sqlite3 *db, const char *process, const char *step, int64_t *audited,
+                       int64_t *errors, tdm_error *err);
+
+/* A number as short as it can be written and still read back exactly ("25", "0.1") into
+ * buf (fairness.c; the metrics name segments and write samples with it too). */
+void tdm__format_number(double v, char *buf, size_t cap);
+
+/* ---- the dashboard (dashboard.c), shared with the metrics (metrics.c) --------------------- */
+
+/* A queue's tasks of one process now, as the dashboard counts them. */
+typedef struct tdm__queue_counts {
+    int64_t open;         /* open, or claimed with a lapsed lease */
+    int64_t claimed;      /* claimed, lease running */
+    int64_t confirming;   /* an answer waiting for four eyes */
+    int64_t oldest_open;  /* created_at (ms) of the oldest open task, -1 when none is open */
+    int64_t sla_breached; /* not done and past their due time */
+} tdm__queue_counts;
+
+int tdm__queue_counts_read(sqlite3 *db, const char *process, const char *queue, int64_t now,
+                           tdm__queue_counts *out, tdm_error *err);
+
+/* The ten most frequent (proposed, actual) pairs of answers and feedback made in [from, to),
+ * as the dashboard lists them: [{"proposed", "actual", "count"}]. *out is yours. */
+int tdm__confusions(sqlite3 *db, const char *process, int64_t from, int64_t to, json_t **out,
+                    tdm_error *err);
+
+/* ---- webhooks (webhooks.c) ---------------------------------------------------------------- */
+
+/* Sets up e->webhooks (tdm_engine_open, before the writer starts) and frees it
+ * (tdm_engine_close, after the delivery thread and the writer stopped). */
+int tdm__webhooks_init(tdm_engine *e, tdm_error *err);
+void tdm__webhooks_free(tdm_engine *e);
+
+/* Writer thread: another process wrote to the database, so the subscriptions known in
+ * memory may be out of date; they are read again before the next event. */
+void tdm__webhooks_forget(tdm_engine *e);
+
+/*
+ * Appends an event's audit entry (as tdm__tx_audit; data is stolen) and, when a webhook of
+ * `process` subscribes to the event, its deliveries, in the running transaction. The events
+ * webhooks carry are task.created, decision.made, task.sla_breached (sla.breached) and
+ * automation.paused; any other event is only audited. With no subscription it costs what
+ * tdm__tx_audit does.
+ */
+int tdm__tx_announce(tdm__tx *tx, const char *process, const char *actor, const char *event,
+                     const char *subject, json_t *data, tdm_error *err);
+
+/* Room for a webhook-signature value ("v1," and 44 base64 characters, and a NUL). */
+#define TDM__WEBHOOK_SIGNATURE_CAP 64
+
+/*
+ * The Standard Webhooks signature of a delivery: "v1," and the base64 of HMAC-SHA256 over
+ * "{id}.{timestamp}.{body}", keyed with the bytes the secret's base64 (after "whsec_")
+ * stands for. Returns 0, or -1 for a secret that does not decode.
+ */
+int tdm__webhook_sign(const char *secret, const char *id, const char *timestamp, const char *body,
+                      size_t len, char out[TDM__WEBHOOK_SIGNATURE_CAP]);
 
 #endif /* TDM_CORE_ENGINE_INT_H */

@@ -66,7 +66,7 @@ static const char *text(sqlite3_stmt *st, int i)
 }
 
 /* A number as short as it can be written and still read back exactly ("25", "0.1"). */
-static void format_number(double v, char *buf, size_t cap)
+void tdm__format_number(double v, char *buf, size_t cap)
 {
     snprintf(buf, cap, "%.15g", v);
     if (strtod(buf, NULL) != v)
@@ -127,14 +127,14 @@ static char *group_name(json_t *v, const double *bins, size_t n_bins)
         while (k < n_bins && d > bins[k])
             k++;
         if (k == 0) {
-            format_number(bins[0], a, sizeof a);
+            tdm__format_number(bins[0], a, sizeof a);
             snprintf(buf, sizeof buf, "<=%s", a);
         } else if (k == n_bins) {
-            format_number(bins[n_bins - 1], a, sizeof a);
+            tdm__format_number(bins[n_bins - 1], a, sizeof a);
             snprintf(buf, sizeof buf, ">%s", a);
         } else {
-            format_number(bins[k - 1], a, sizeof a);
-            format_number(bins[k], b, sizeof b);
+            tdm__format_number(bins[k - 1], a, sizeof a);
+            tdm__format_number(bins[k], b, sizeof b);
             snprintf(buf, sizeof buf, "%s<..<=%s", a, b);
         }
         return strdup(buf);
@@ -148,7 +148,7 @@ static char *group_name(json_t *v, const double *bins, size_t n_bins)
         return strdup(buf);
     }
     if (json_is_real(v)) {
-        format_number(json_real_value(v), buf, sizeof buf);
+        tdm__format_number(json_real_value(v), buf, sizeof buf);
         return strdup(buf);
     }
     return json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY); /* true, false, objects, arrays */

@@ -97,11 +97,12 @@ static int pause_run(tdm__tx *tx, tdm__job *job, tdm_error *err)
         return rc;
     char subject[2 * TDM_SCOPE_NAME_MAX + 2];
     snprintf(subject, sizeof subject, "%s/%s", c->process, c->step);
-    rc = tdm__tx_audit(tx, c->actor, c->pause ? "automation.paused" : "automation.resumed", subject,
-                       c->pause ? json_pack("{s:s, s:s, s:s}", "owner", c->owner, "reason",
-                                            c->reason, "by", "person")
-                                : json_pack("{s:s, s:s}", "owner", c->owner, "by", "person"),
-                       err);
+    rc = tdm__tx_announce(tx, c->process, c->actor,
+                          c->pause ? "automation.paused" : "automation.resumed", subject,
+                          c->pause ? json_pack("{s:s, s:s, s:s}", "owner", c->owner, "reason",
+                                               c->reason, "by", "person")
+                                   : json_pack("{s:s, s:s}", "owner", c->owner, "by", "person"),
+                          err);
     if (rc != 0)
         return rc;
     pause_fx *fx = calloc(1, sizeof *fx);
@@ -168,9 +169,10 @@ typedef struct step_numbers {
     int64_t last_audit; /* ms, 0 when none */
 } step_numbers;
 
-/* The step's routing counts, and its audit samples since training or the last resume. */
-static int read_numbers(sqlite3 *db, const char *process, const char *step, step_numbers *out,
-                        tdm_error *err)
+/* The step's routing counts (q = 0), and its audit samples since training or the last resume
+ * (q = 1), or only the latter (first = 1). */
+static int read_numbers_from(sqlite3 *db, const char *process, const char *step, size_t first,
+                             step_numbers *out, tdm_error *err)
 {
     memset(out, 0, sizeof *out);
     static const char *const sql[] = {
@@ -180,7 +182,7 @@ static int read_numbers(sqlite3 *db, const char *process, const char *step, step
         "checks WHERE process = ?1 AND step = ?2 AND source = 'audit' AND created_at >= "
         "coalesce((SELECT audit_since FROM steps WHERE process = ?1 AND step = ?2), 0)",
     };
-    for (size_t q = 0; q < 2; q++) {
+    for (size_t q = first; q < 2; q++) {
         sqlite3_stmt *st;
         int rc = tdm__db_kept(db, sql[q], &st, err);
         if (rc != 0)
@@ -205,6 +207,22 @@ static int read_numbers(sqlite3 *db, const char *process, const char *step, step
             return tdm__db_error(db, rc, err, "reading the registry");
     }
     return 0;
+}
+
+static int read_numbers(sqlite3 *db, const char *process, const char *step, step_numbers *out,
+                        tdm_error *err)
+{
+    return read_numbers_from(db, process, step, 0, out, err);
+}
+
+int tdm__audit_numbers(sqlite3 *db, const char *process, const char *step, int64_t *audited,
+                       int64_t *errors, tdm_error *err)
+{
+    step_numbers n;
+    int rc = read_numbers_from(db, process, step, 1, &n, err);
+    *audited = n.audited;
+    *errors = n.audit_errors;
+    return rc;
 }
 
 static json_t *registry_entry(proc_state *ps, size_t i, const step_numbers *n)

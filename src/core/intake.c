@@ -94,8 +94,7 @@ int tdm__write_decision(tdm__tx *tx, const char *id, const char *item_id, int64_
         json_object_set_new(data, "confidence", json_real(confidence));
     if (task_id != NULL)
         json_object_set_new(data, "task", json_string(task_id));
-    (void)process;
-    return tdm__tx_audit(tx, person ? actor : by, "decision.made", id, data, err);
+    return tdm__tx_announce(tx, process, person ? actor : by, "decision.made", id, data, err);
 }
 
 int tdm__write_task(tdm__tx *tx, const char *id, const char *item_id, int64_t item_version,
@@ -159,7 +158,7 @@ int tdm__write_task(tdm__tx *tx, const char *id, const char *item_id, int64_t it
         json_object_set(data, "proposal", r->proposal);
         json_object_set_new(data, "confidence", json_real(r->confidence));
     }
-    return tdm__tx_audit(tx, actor, "task.created", id, data, err);
+    return tdm__tx_announce(tx, process, actor, "task.created", id, data, err);
 }
 
 /* ------------------------------------------------------------------------------------------ */

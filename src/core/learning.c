@@ -647,12 +647,12 @@ static int recompute_run(tdm__tx *tx, tdm__job *job, tdm_error *err)
                 if (rc == 0) {
                     char subject[260];
                     snprintf(subject, sizeof subject, "%s/%s", c->process, c->step);
-                    rc = tdm__tx_audit(tx, "tandem", "automation.paused", subject,
-                                       json_pack("{s:s, s:s, s:I, s:I, s:f, s:f}", "owner",
-                                                 c->owner, "reason", fx->reason, "audited",
-                                                 (json_int_t)an, "errors", (json_int_t)ak,
-                                                 "lower_bound", lower, "max_error", c->alpha),
-                                       err);
+                    rc = tdm__tx_announce(tx, c->process, "tandem", "automation.paused", subject,
+                                          json_pack("{s:s, s:s, s:I, s:I, s:f, s:f}", "owner",
+                                                    c->owner, "reason", fx->reason, "audited",
+                                                    (json_int_t)an, "errors", (json_int_t)ak,
+                                                    "lower_bound", lower, "max_error", c->alpha),
+                                          err);
                 }
             }
         }

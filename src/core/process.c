@@ -46,13 +46,13 @@
 #include "policy/rule.h"
 #include "util/util.h"
 
-#define MAX_TREE_DEPTH   16   /* a process file nests at most 6 levels */
-#define MAX_NAME         64   /* process names, step ids, queues */
-#define MAX_TEXT         256  /* owners, KPIs, field names */
-#define MAX_LABEL        1024 /* one label */
-#define MAX_DESCRIPTION  4096
-#define MAX_SLA_MINUTES  5256000.0 /* ten years */
-#define MAX_BASE_MINUTES 100000.0
+#define MAX_TREE_DEPTH    16   /* a process file nests at most 6 levels */
+#define MAX_NAME          64   /* process names, step ids, queues */
+#define MAX_TEXT          256  /* owners, KPIs, field names */
+#define MAX_LABEL         1024 /* one label */
+#define MAX_DESCRIPTION   4096
+#define MAX_SLA_MINUTES   5256000.0 /* ten years */
+#define MAX_BASE_MINUTES  100000.0
 #define MAX_COST_PER_HOUR 1000000.0
 
 /* ---- allocation, with failures injected by the tests ------------------------------------- */

@@ -145,7 +145,10 @@ static int follow_others(tdm__writer *w, tdm_error *err)
         return 0;
     int first = w->data_version == 0;
     w->data_version = v;
-    return first ? 0 : tdm__audit_load_tail(w->db, &w->tail, err);
+    if (first)
+        return 0;
+    tdm__webhooks_forget(w->e); /* it may have changed the subscriptions too */
+    return tdm__audit_load_tail(w->db, &w->tail, err);
 }
 
 /* Runs one round: every job in `jobs`, one transaction, one commit. */

@@ -882,3 +882,146 @@ void tdm__http_h_dashboard(tdm__http_request *req, tdm__http_response *res)
         tdm_engine_dashboard(req->engine, req->params[0], bucket, (unsigned)points, &json, &err);
     engine_answer(res, rc, json, &err);
 }
+
+/* ---- webhooks ---------------------------------------------------------------------------- */
+
+void tdm__http_h_list_webhooks(tdm__http_request *req, tdm__http_response *res)
+{
+    char *json = NULL;
+    tdm_error err = {0};
+    int rc = tdm_engine_webhook_list(req->engine, req->params[0], &json, &err);
+    engine_answer(res, rc, json, &err);
+}
+
+/* POST /v1/processes/{name}/webhooks: 201 with the subscription and its secret. */
+void tdm__http_h_create_webhook(tdm__http_request *req, tdm__http_response *res)
+{
+    char *json = NULL;
+    tdm_error err = {0};
+    int rc =
+        tdm_engine_webhook_create(req->engine, req->params[0], req->body.data ? req->body.data : "",
+                                  req->body.len, req->actor, &json, &err);
+    engine_answer(res, rc, json, &err);
+    if (rc == 0)
+        res->status = 201;
+}
+
+void tdm__http_h_delete_webhook(tdm__http_request *req, tdm__http_response *res)
+{
+    char *json = NULL;
+    tdm_error err = {0};
+    int rc = tdm_engine_webhook_delete(req->engine, req->params[0], req->actor, &json, &err);
+    engine_answer(res, rc, json, &err);
+}
+
+void tdm__http_h_webhook_deliveries(tdm__http_request *req, tdm__http_response *res)
+{
+    const char *state;
+    uint64_t limit;
+    if (tdm__http_query(req, "state", &state, res) != 0)
+        return;
+    if (state != NULL && strcmp(state, "pending") != 0 && strcmp(state, "delivered") != 0 &&
+        strcmp(state, "dead") != 0 && strcmp(state, "cancelled") != 0) {
+        tdm__http_error(res, 400, "bad_request", "state",
+                        "query parameter state: expected pending, delivered, dead or cancelled, "
+                        "got \"%.64s\"",
+                        state);
+        return;
+    }
+    if (query_number(req, "limit", 100, 1, 1000, &limit, res) != 0)
+        return;
+    char *json = NULL;
+    tdm_error err = {0};
+    int rc = tdm_engine_webhook_deliveries(req->engine, req->params[0], state, (size_t)limit, &json,
+                                           &err);
+    engine_answer(res, rc, json, &err);
+}
+
+/* A replay takes no body, or an empty JSON object. Returns 0 or -1 with `res` filled. */
+static int empty_body(tdm__http_request *req, tdm__http_response *res)
+{
+    if (req->body.len == 0)
+        return 0;
+    json_error_t jerr;
+    json_t *o = json_loadb(req->body.data, req->body.len, 0, &jerr);
+    int empty = json_is_object(o) && json_object_size(o) == 0;
+    json_decref(o);
+    if (empty)
+        return 0;
+    tdm__http_error(res, o == NULL ? 400 : 422, o == NULL ? "bad_request" : "invalid", "",
+                    "%s takes no body (or {})", req->route.pattern);
+    return -1;
+}
+
+void tdm__http_h_replay_webhook(tdm__http_request *req, tdm__http_response *res)
+{
+    if (empty_body(req, res) != 0)
+        return;
+    char *json = NULL;
+    tdm_error err = {0};
+    int rc = tdm_engine_webhook_replay(req->engine, req->params[0], NULL, req->actor, &json, &err);
+    engine_answer(res, rc, json, &err);
+}
+
+void tdm__http_h_replay_delivery(tdm__http_request *req, tdm__http_response *res)
+{
+    if (empty_body(req, res) != 0)
+        return;
+    char *json = NULL;
+    tdm_error err = {0};
+    int rc = tdm_engine_webhook_replay(req->engine, req->params[0], req->params[1], req->actor,
+                                       &json, &err);
+    engine_answer(res, rc, json, &err);
+}
+
+/* ---- metrics ----------------------------------------------------------------------------- */
+
+/* GET /v1/processes/{name}/metrics: from, to and by are checked by the engine (400 naming
+ * them); rate and top here. */
+void tdm__http_h_metrics(tdm__http_request *req, tdm__http_response *res)
+{
+    tdm_metrics_query q;
+    tdm_metrics_query_init(&q);
+    const char *rate;
+    uint64_t top;
+    if (tdm__http_query(req, "from", &q.from, res) != 0 ||
+        tdm__http_query(req, "to", &q.to, res) != 0 ||
+        tdm__http_query(req, "by", &q.by, res) != 0 ||
+        tdm__http_query(req, "segment", &q.segment, res) != 0 ||
+        tdm__http_query(req, "rate", &rate, res) != 0 ||
+        query_number(req, "top", TDM_METRICS_DEFAULT_TOP, 1, TDM_METRICS_MAX_TOP, &top, res) != 0)
+        return;
+    if (rate != NULL) {
+        char *end;
+        errno = 0;
+        q.cost_per_hour = strtod(rate, &end);
+        if (end == rate || *end != '\0' || errno != 0 || rate[0] == ' ' ||
+            !(q.cost_per_hour > 0 && q.cost_per_hour <= 1e6)) {
+            tdm__http_error(res, 400, "bad_request", "rate",
+                            "query parameter rate: expected the cost of a person's hour, a "
+                            "number more than 0 and at most 1000000, got \"%.64s\"",
+                            rate);
+            return;
+        }
+    }
+    q.top = (unsigned)top;
+    char *json = NULL;
+    tdm_error err = {0};
+    int rc = tdm_engine_metrics(req->engine, req->params[0], &q, &json, &err);
+    engine_answer(res, rc, json, &err);
+}
+
+/* GET /metrics: Prometheus's text format, the processes the token may see. */
+void tdm__http_h_prometheus(tdm__http_request *req, tdm__http_response *res)
+{
+    char *text = NULL;
+    size_t len = 0;
+    tdm_error err = {0};
+    int rc = tdm_engine_prometheus(req->engine, req->principal, &text, &len, &err);
+    if (rc != 0) {
+        tdm_free(text);
+        tdm__http_engine_error(res, rc, &err);
+        return;
+    }
+    tdm__http_text(res, "text/plain; version=0.0.4; charset=utf-8", text, len);
+}

@@ -35,6 +35,7 @@ typedef enum route_access {
     ACCESS_QUEUE,   /* {queue}: a reviewer needs it in scope */
     ACCESS_ITEM,    /* {id} is an item: a service needs its process in scope */
     ACCESS_TASK,    /* {id} is a task: owner its process, reviewer its queue */
+    ACCESS_WEBHOOK, /* {id} is a webhook: owner its process */
     ACCESS_DECISION /* {id} is a decision: owner its process, reviewer its step's queue */
 } route_access;
 
@@ -193,6 +194,44 @@ static const route routes[] = {
      "GET, HEAD",
      {{TDM__HTTP_GET, TDM__BODY_NONE, tdm__http_h_dashboard, R_ADMIN | R_OWNER | R_VIEWER,
        ACCESS_PROCESS}}},
+    /* Webhooks: the process's owner and admins; their secrets are shown at creation only. */
+    {"/v1/processes/{name}/webhooks",
+     {"v1", "processes", "{name}", "webhooks"},
+     "GET, HEAD, POST",
+     {{TDM__HTTP_GET, TDM__BODY_NONE, tdm__http_h_list_webhooks, R_ADMIN | R_OWNER, ACCESS_PROCESS},
+      {TDM__HTTP_POST, TDM__BODY_JSON, tdm__http_h_create_webhook, R_ADMIN | R_OWNER,
+       ACCESS_PROCESS}}},
+    {"/v1/webhooks/{id}",
+     {"v1", "webhooks", "{id}"},
+     "DELETE",
+     {{TDM__HTTP_DELETE, TDM__BODY_NONE, tdm__http_h_delete_webhook, R_ADMIN | R_OWNER,
+       ACCESS_WEBHOOK}}},
+    {"/v1/webhooks/{id}/deliveries",
+     {"v1", "webhooks", "{id}", "deliveries"},
+     "GET, HEAD",
+     {{TDM__HTTP_GET, TDM__BODY_NONE, tdm__http_h_webhook_deliveries, R_ADMIN | R_OWNER,
+       ACCESS_WEBHOOK}}},
+    {"/v1/webhooks/{id}/replay",
+     {"v1", "webhooks", "{id}", "replay"},
+     "POST",
+     {{TDM__HTTP_POST, TDM__BODY_JSON_OPTIONAL, tdm__http_h_replay_webhook, R_ADMIN | R_OWNER,
+       ACCESS_WEBHOOK}}},
+    {"/v1/webhooks/{id}/deliveries/{delivery}/replay",
+     {"v1", "webhooks", "{id}", "deliveries", "{delivery}", "replay"},
+     "POST",
+     {{TDM__HTTP_POST, TDM__BODY_JSON_OPTIONAL, tdm__http_h_replay_delivery, R_ADMIN | R_OWNER,
+       ACCESS_WEBHOOK}}},
+    /* Metrics: the owners' and the viewers' (an owner's scrape shows its processes only). */
+    {"/v1/processes/{name}/metrics",
+     {"v1", "processes", "{name}", "metrics"},
+     "GET, HEAD",
+     {{TDM__HTTP_GET, TDM__BODY_NONE, tdm__http_h_metrics, R_ADMIN | R_OWNER | R_VIEWER,
+       ACCESS_PROCESS}}},
+    {"/metrics",
+     {"metrics"},
+     "GET, HEAD",
+     {{TDM__HTTP_GET, TDM__BODY_NONE, tdm__http_h_prometheus, R_ADMIN | R_OWNER | R_VIEWER,
+       ACCESS_ROLE}}},
 };
 
 /* ---- media types ------------------------------------------------------------------------- */
@@ -427,6 +466,19 @@ static int check_scope(tdm__http_request *req, route_access acc, tdm__http_respo
     case ACCESS_DECISION:
         kind = TDM_RESOURCE_DECISION;
         break;
+    case ACCESS_WEBHOOK: {
+        /* Only admin and owner reach here (the routes' roles); unknown webhooks are 404. */
+        tdm_error werr = {0};
+        int wrc = tdm_engine_webhook_process(req->engine, id, process, &werr);
+        if (wrc != 0) {
+            tdm__http_engine_error(res, wrc, &werr);
+            return -1;
+        }
+        if (tdm_principal_in_scope(p, process))
+            return 0;
+        forbidden_scope(req, res, "process", process);
+        return -1;
+    }
     }
     tdm_error err = {0};
     int rc = tdm_engine_resource_scope(req->engine, kind, id, process, queue, &err);

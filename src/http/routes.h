@@ -47,5 +47,15 @@ void tdm__http_h_next(tdm__http_request *req, tdm__http_response *res);
 void tdm__http_h_asset(tdm__http_request *req, tdm__http_response *res);
 /* GET /v1/events is not answered by a handler: server.c streams it (see there). */
 void tdm__http_h_events(tdm__http_request *req, tdm__http_response *res);
+/* Webhooks (docs/api.md, "Webhooks"). */
+void tdm__http_h_list_webhooks(tdm__http_request *req, tdm__http_response *res);
+void tdm__http_h_create_webhook(tdm__http_request *req, tdm__http_response *res);
+void tdm__http_h_delete_webhook(tdm__http_request *req, tdm__http_response *res);
+void tdm__http_h_webhook_deliveries(tdm__http_request *req, tdm__http_response *res);
+void tdm__http_h_replay_webhook(tdm__http_request *req, tdm__http_response *res);
+void tdm__http_h_replay_delivery(tdm__http_request *req, tdm__http_response *res);
+
+void tdm__http_h_metrics(tdm__http_request *req, tdm__http_response *res);
+void tdm__http_h_prometheus(tdm__http_request *req, tdm__http_response *res);
 
 #endif /* TDM_HTTP_ROUTES_H */

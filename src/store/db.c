@@ -105,7 +105,9 @@ static const char *const migrations[] = {
     /* 4 -> 5: measuring and telling. When a task was last claimed (reviewer time), whether
      * its passing its due time was announced, and webhook subscriptions with their
      * deliveries (a delivery row is written in the transaction of its event, so none is lost
-     * across a restart). */
+     * across a restart; src/core/webhooks.c). tasks_sla holds only the tasks whose passing
+     * their due time is still to be announced, so the sweep that looks for them reads a
+     * handful of index entries, not every open task. */
     "ALTER TABLE tasks ADD COLUMN claimed_at INTEGER;"
     "ALTER TABLE tasks ADD COLUMN sla_notified INTEGER NOT NULL DEFAULT 0;"
     "CREATE TABLE webhooks ("
@@ -117,7 +119,15 @@ static const char *const migrations[] = {
     "  payload TEXT NOT NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,"
     "  next_at INTEGER NOT NULL, last_status INTEGER, last_error TEXT,"
     "  created_at INTEGER NOT NULL, delivered_at INTEGER);"
-    "CREATE INDEX deliveries_due ON deliveries (state, next_at);",
+    "CREATE INDEX deliveries_due ON deliveries (state, next_at);"
+    "CREATE INDEX deliveries_webhook ON deliveries (webhook_id, state, created_at);"
+    "CREATE INDEX tasks_sla ON tasks (due_at) WHERE sla_notified = 0 AND state <> 'done';",
+    /* 5 -> 6: metrics over a window (src/core/metrics.c) find escalations and the kill
+     * switch's events on the audit trail by time. These partial indexes hold only those
+     * entries, so appending any other audit entry costs no more than before. */
+    "CREATE INDEX audit_escalations ON audit (at) WHERE event = 'task.escalated';"
+    "CREATE INDEX audit_automation ON audit (at) WHERE event IN ('automation.paused', "
+    "'automation.resumed');",
 };
 
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])

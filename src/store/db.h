@@ -22,7 +22,7 @@
 #include "tandem/tandem.h"
 
 /* The schema version this build writes; older databases are migrated on open. */
-#define TDM__SCHEMA_VERSION 5
+#define TDM__SCHEMA_VERSION 6
 
 /*
  * Opens (creating if asked) the database at `path`, applies the connection settings (WAL,
@@ -54,7 +54,7 @@ int tdm__db_error(sqlite3 *db, int rc, tdm_error *err, const char *doing);
  * Prepared statements kept for the life of a connection, looked up by the address of their
  * SQL text (always a string literal), so a hot path prepares each statement once.
  */
-#define TDM__STMT_CACHE_MAX 64
+#define TDM__STMT_CACHE_MAX 128
 
 typedef struct tdm__stmt_cache {
     sqlite3 *db;

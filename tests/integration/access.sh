@@ -61,6 +61,21 @@ new_decision() {
         -d '{"action": "correct", "value": "billing"}'
     DEC=$(jqb .decision.id)
 }
+# new_webhook: subscribes (as admin) a receiver that is not there to p1's task.created, after
+# deleting the one it made before (a process has at most 20); sets WH. new_delivery: that,
+# then an item, and DLV its delivery.
+new_webhook() {
+    [ -z "${WH:-}" ] || AS=$ADMIN_TOKEN http DELETE "/v1/webhooks/$WH"
+    AS=$ADMIN_TOKEN expect_http 201 POST /v1/processes/p1/webhooks -H "$J" \
+        -d '{"url": "http://127.0.0.1:9/hook", "events": ["task.created"]}'
+    WH=$(jqb .id)
+}
+new_delivery() {
+    new_webhook
+    new_item p1
+    AS=$ADMIN_TOKEN expect_http 200 GET "/v1/webhooks/$WH/deliveries"
+    DLV=$(jqb '.deliveries[0].id')
+}
 
 # The table: route, then the status for admin, owner (of p1), reviewer (of q1), viewer,
 # service (of p1), no token, a revoked token. Every row's resources are in p1 / q1.
@@ -104,6 +119,8 @@ row() {
         *@TASK@*) new_item p1 && p=${p//@TASK@/$TASK} ;;
         *@NEXT@*) new_item p1 && p=${p//@NEXT@/q1} ;;
         *@DEC@*) new_decision p1 && p=${p//@DEC@/$DEC} ;;
+        *@DELIVERY@*) new_delivery && p=${p//@WEBHOOK@/$WH} && p=${p//@DELIVERY@/$DLV} ;;
+        *@WEBHOOK@*) new_webhook && p=${p//@WEBHOOK@/$WH} ;;
         *@TOKEN@*)
             AS=$ADMIN_TOKEN http POST /v1/tokens -H "$J" -d "{\"name\": \"t$RANDOM$RANDOM\", \"role\": \"viewer\"}"
             p=${p//@TOKEN@/$(jqb .id)}
@@ -153,6 +170,15 @@ row 200 200 200 200 403 401 401 -- GET '/v1/processes/p1/fairness?group=text'
 row 200 403 403 403 403 401 401 -- GET /v1/tokens
 row 201 403 403 403 403 401 401 -- POST /v1/tokens -H "$J" -d '{"name": "x1", "role": "viewer"}'
 row 200 403 403 403 403 401 401 -- DELETE /v1/tokens/@TOKEN@
+row 200 200 403 403 403 401 401 -- GET /v1/processes/p1/webhooks
+row 201 201 403 403 403 401 401 -- POST /v1/processes/p1/webhooks -H "$J" \
+    -d '{"url": "http://127.0.0.1:9/x", "events": ["decision.made"]}'
+row 200 200 403 403 403 401 401 -- GET /v1/webhooks/@WEBHOOK@/deliveries
+row 200 200 403 403 403 401 401 -- POST /v1/webhooks/@WEBHOOK@/replay
+row 200 200 403 403 403 401 401 -- POST /v1/webhooks/@WEBHOOK@/deliveries/@DELIVERY@/replay
+row 200 200 403 403 403 401 401 -- DELETE /v1/webhooks/@WEBHOOK@
+row 200 200 403 200 403 401 401 -- GET /v1/processes/p1/metrics
+row 200 200 403 200 403 401 401 -- GET /metrics
 echo "ok: $checked calls, every route with every role"
 
 # POST /v1/tokens made x1 for the admin only: the others were refused before anything was
@@ -175,6 +201,18 @@ AS=$REVIEWER expect_http 403 GET /v1/queues/q2/tasks
 AS=$SERVICE expect_http 403 POST /v1/processes/p2/items -H "$J" -d '{"text": "x"}'
 AS=$SERVICE expect_http 403 GET "/v1/items/$P2_ITEM"
 AS=$REVIEWER expect_http 404 POST /v1/tasks/tsk_nothing/claim -H "$J" -d '{}'
+AS=$OWNER expect_http 403 POST /v1/processes/p2/webhooks -H "$J" \
+    -d '{"url": "http://127.0.0.1:9/x", "events": ["task.created"]}'
+AS=$ADMIN_TOKEN expect_http 201 POST /v1/processes/p2/webhooks -H "$J" \
+    -d '{"url": "http://127.0.0.1:9/x", "events": ["task.created"]}'
+P2_WH=$(jqb .id)
+AS=$OWNER expect_http 403 GET "/v1/webhooks/$P2_WH/deliveries"
+AS=$OWNER expect_http 403 DELETE "/v1/webhooks/$P2_WH"
+AS=$OWNER expect_http 404 GET /v1/webhooks/whk_nothing/deliveries
+AS=$OWNER expect_http 403 GET /v1/processes/p2/metrics
+AS=$OWNER expect_http 200 GET /metrics
+grep -q 'process="p2"' "$WORK/body" && fail "an owner of p1 sees p2 in /metrics"
+grep -q 'process="p1"' "$WORK/body" || fail "an owner of p1 does not see p1 in /metrics"
 echo "ok: owner, reviewer and service are held to their scopes"
 
 # The audit trail names the principal behind each action.

@@ -1163,8 +1163,8 @@ static void test_cost_per_hour(void **state)
           "most 1000000 (what an hour of a person's time costs, in any currency)");
     fails(minimal_with("error_rate: 0.1}", "error_rate: 0.1, cost_per_hour: -3}"), TDM_EINVAL,
           "baseline.cost_per_hour", "t.yaml:4: baseline.cost_per_hour: -3 is out of range...");
-    fails(minimal_with("error_rate: 0.1}", "error_rate: 0.1, cost_per_hour: 1000001}"),
-          TDM_EINVAL, "baseline.cost_per_hour", "...");
+    fails(minimal_with("error_rate: 0.1}", "error_rate: 0.1, cost_per_hour: 1000001}"), TDM_EINVAL,
+          "baseline.cost_per_hour", "...");
     fails(minimal_with("error_rate: 0.1}", "error_rate: 0.1, cost_per_hour: \"45\"}"), TDM_EINVAL,
           "baseline.cost_per_hour",
           "t.yaml:4: baseline.cost_per_hour: expected a number, got the quoted text \"45\" "

@@ -561,8 +561,9 @@ static void test_migration_from_v1(void **state)
                      "first_comment; ALTER TABLE decisions DROP COLUMN "
                      "confirmed_by; DROP INDEX feedback_decision; ALTER TABLE tasks "
                      "DROP COLUMN alternatives; ALTER TABLE tasks DROP COLUMN claimed_at; "
-                     "ALTER TABLE tasks DROP COLUMN sla_notified; DROP TABLE "
-                     "webhooks; DROP TABLE deliveries; UPDATE meta SET "
+                     "DROP INDEX tasks_sla; ALTER TABLE tasks DROP COLUMN sla_notified; "
+                     "DROP TABLE webhooks; DROP TABLE deliveries; DROP INDEX audit_escalations; "
+                     "DROP INDEX audit_automation; UPDATE meta SET "
                      "value = '1' WHERE key = "
                      "'schema_version';",
                      NULL, NULL, NULL),
