@@ -3,7 +3,7 @@
 # test (unit, integration, and the workspace's browser tests in chromium) twice, once plain
 # (with internal invariants checked) and once under AddressSanitizer and
 # UndefinedBehaviorSanitizer; builds the release binary the demo uses; and runs the
-# fuzz targets for a minute in all.
+# fuzz targets for 75 s in all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,7 +27,7 @@ cmake --build build/asan -j"$jobs"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
     ctest --test-dir build/asan --output-on-failure -j"$jobs"
 
-echo "== fuzzing (60 s in all)"
+echo "== fuzzing (75 s in all)"
 tests/fuzz/run.sh
 
 echo "== all tests passed"

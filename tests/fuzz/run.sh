@@ -5,7 +5,7 @@
 # out-of-memory fails the run, and the input that caused it is kept under
 # build/fuzz/artifacts/<target>/ (replay it with build/fuzz/fuzz/fuzz_<target> FILE).
 #
-#   tests/fuzz/run.sh                 the four targets, 15 s each (the test suite's stage)
+#   tests/fuzz/run.sh                 the five targets, 15 s each (the test suite's stage)
 #   tests/fuzz/run.sh rule table      only those
 #   TDM_FUZZ_SECONDS=600 TDM_FUZZ_CORPUS=build/fuzz/corpus nice -n 19 tests/fuzz/run.sh intake
 #                                     a long run that keeps what it learns in
@@ -15,9 +15,9 @@ cd "$(dirname "$0")/../.."
 
 seconds=${TDM_FUZZ_SECONDS:-15}
 targets=("$@")
-[[ ${#targets[@]} -gt 0 ]] || targets=(intake process table rule)
+[[ ${#targets[@]} -gt 0 ]] || targets=(intake process table rule webhook)
 for t in "${targets[@]}"; do
-    [[ -d fuzz/corpus/$t ]] || { echo "fuzz: unknown target \"$t\" (expected intake, process, table or rule)" >&2; exit 2; }
+    [[ -d fuzz/corpus/$t ]] || { echo "fuzz: unknown target \"$t\" (expected intake, process, table, rule or webhook)" >&2; exit 2; }
 done
 command -v clang >/dev/null || { echo "fuzz: clang is missing: run scripts/deps.sh" >&2; exit 1; }
 
@@ -26,7 +26,7 @@ cmake -S . -B build/fuzz -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang -DTDM
     -DTDM_TESTS=OFF >/dev/null
 # fuzz_model is built too, so that it keeps compiling, but not run: see fuzz/README.md.
 cmake --build build/fuzz -j"$jobs" --target fuzz_intake fuzz_process fuzz_table fuzz_rule \
-    fuzz_model >/dev/null
+    fuzz_webhook fuzz_model >/dev/null
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
