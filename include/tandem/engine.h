@@ -291,6 +291,10 @@ int tdm_engine_authenticate(tdm_engine *e, const char *token, tdm_principal *out
 int tdm_engine_queues(tdm_engine *e, const tdm_principal *who, char **json, uint64_t *fingerprint,
                       tdm_error *err);
 
+/* 1 when `queue` is among the queues tdm_engine_queues() shows `who`, else 0. Reads no
+ * tasks. */
+int tdm_engine_queue_visible(tdm_engine *e, const tdm_principal *who, const char *queue);
+
 typedef enum tdm_resource {
     TDM_RESOURCE_ITEM = 1,
     TDM_RESOURCE_TASK = 2,

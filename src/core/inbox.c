@@ -77,6 +77,44 @@ static uint64_t mix(uint64_t h, const void *data, size_t len)
     return h;
 }
 
+/*
+ * Walks the queues the processes name (a step's queue and escalation_queue) that `who` may
+ * see: adds each to qs/n, or with `only` set, returns 1 as soon as that one is found.
+ */
+static int visit_queues(proc_state **procs, size_t n_procs, const tdm_principal *who,
+                        const char *only, queue_ref *qs, size_t *n)
+{
+    for (size_t i = 0; i < n_procs; i++) {
+        const tdm_process *proc = procs[i]->p;
+        for (size_t s = 0; s < tdm_process_step_count(proc); s++) {
+            const tdm_step_info *info = tdm_process_step(proc, s);
+            const char *names[2] = {info->queue, info->escalation_queue};
+            for (size_t k = 0; k < 2; k++) {
+                if (names[k] == NULL || !may_see(who, proc, names[k]))
+                    continue;
+                if (only != NULL) {
+                    if (strcmp(names[k], only) == 0)
+                        return 1;
+                } else {
+                    (void)add_queue(qs, n, names[k], proc);
+                }
+            }
+        }
+    }
+    return 0;
+}
+
+int tdm_engine_queue_visible(tdm_engine *e, const tdm_principal *who, const char *queue)
+{
+    if (e == NULL || who == NULL || queue == NULL)
+        return 0;
+    size_t n_procs;
+    proc_state **procs = tdm__proc_all(e, &n_procs);
+    int found = procs != NULL && visit_queues(procs, n_procs, who, queue, NULL, NULL);
+    tdm__proc_put_all(e, procs, n_procs);
+    return found;
+}
+
 int tdm_engine_queues(tdm_engine *e, const tdm_principal *who, char **json, uint64_t *fingerprint,
                       tdm_error *err)
 {
@@ -93,16 +131,7 @@ int tdm_engine_queues(tdm_engine *e, const tdm_principal *who, char **json, uint
         return tdm__error(err, TDM_ENOMEM, "out of memory");
     }
     size_t n = 0;
-    for (size_t i = 0; i < n_procs; i++) {
-        const tdm_process *proc = procs[i]->p;
-        for (size_t s = 0; s < tdm_process_step_count(proc); s++) {
-            const tdm_step_info *info = tdm_process_step(proc, s);
-            const char *names[2] = {info->queue, info->escalation_queue};
-            for (size_t k = 0; k < 2; k++)
-                if (names[k] != NULL && may_see(who, proc, names[k]))
-                    (void)add_queue(qs, &n, names[k], proc);
-        }
-    }
+    visit_queues(procs, n_procs, who, NULL, qs, &n);
     qsort(qs, n, sizeof *qs, by_name);
 
     sqlite3 *db = NULL;

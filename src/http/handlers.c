@@ -617,27 +617,6 @@ void tdm__http_h_get_task(tdm__http_request *req, tdm__http_response *res)
     engine_answer(res, rc, json, &err);
 }
 
-/* 1 when `queue` is among those the principal's inbox shows (an owner's processes' queues). */
-static int queue_visible(tdm__http_request *req, const char *queue, tdm__http_response *res)
-{
-    char *json = NULL;
-    tdm_error err = {0};
-    int rc = tdm_engine_queues(req->engine, req->principal, &json, NULL, &err);
-    if (rc != 0) {
-        tdm__http_engine_error(res, rc, &err);
-        return -1;
-    }
-    json_t *o = json_loads(json, 0, NULL);
-    tdm_free(json);
-    int found = 0;
-    size_t i;
-    json_t *q;
-    json_array_foreach(json_object_get(o, "queues"), i, q) found |=
-        strcmp(json_string_value(json_object_get(q, "queue")), queue) == 0;
-    json_decref(o);
-    return found;
-}
-
 /* POST /v1/queues/{queue}/next: claims the caller's next task; 204 when there is none. */
 void tdm__http_h_next(tdm__http_request *req, tdm__http_response *res)
 {
@@ -645,10 +624,7 @@ void tdm__http_h_next(tdm__http_request *req, tdm__http_response *res)
     if (claim_body(req, &lease, res) != 0)
         return;
     if (req->principal->role == TDM_ROLE_OWNER) {
-        int visible = queue_visible(req, req->params[0], res);
-        if (visible < 0)
-            return;
-        if (!visible) {
+        if (!tdm_engine_queue_visible(req->engine, req->principal, req->params[0])) {
             tdm__http_error(res, 403, "forbidden", "",
                             "token \"%s\" (owner) may not work queue \"%.200s\": no process in "
                             "its scope sends tasks there",
