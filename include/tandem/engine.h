@@ -277,8 +277,9 @@ int tdm_engine_token_count(tdm_engine *e, int64_t *count, tdm_error *err);
 
 /*
  * Finds the principal behind a token: 0, or TDM_EAUTH when the token is unknown, revoked or
- * malformed. The stored hash is compared in constant time. Reads the database on every
- * call, so a revocation made anywhere counts at once.
+ * malformed. The stored hash is compared in constant time. Recent principals are cached,
+ * but a revocation made by any process on the same database counts at the next call (the
+ * file PATH-tokens tells them; src/core/tokens.c).
  */
 int tdm_engine_authenticate(tdm_engine *e, const char *token, tdm_principal *out, tdm_error *err);
 

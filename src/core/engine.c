@@ -392,6 +392,8 @@ int tdm_engine_open(const tdm_engine_opts *opts, tdm_engine **out, tdm_error *er
     if (rc == 0)
         rc = tdm__db_pool_init(&e->readers, opts->db_path);
     if (rc == 0)
+        rc = tdm__token_cache_open(e);
+    if (rc == 0)
         rc = tdm__webhooks_init(e, err);
     if (rc == 0 && !e->read_only)
         rc = tdm__writer_start(e, opts->commit_window_us, &e->writer, err);
@@ -441,6 +443,7 @@ void tdm_engine_close(tdm_engine *e)
     free(e->procs);
     if (e->readers.path != NULL)
         tdm__db_pool_release(&e->readers);
+    tdm__token_cache_close(e);
     pthread_mutex_destroy(&e->lock);
     free(e->db_path);
     free(e);

@@ -94,8 +94,18 @@ struct tdm_engine {
     tdm__writer *writer;
     tdm__route_mode route_mode; /* set before the first item, never changed after */
     double route_fixed;
-    struct tdm__webhooks *webhooks; /* subscriptions and the delivery thread (webhooks.c) */
+    struct tdm__webhooks *webhooks;  /* subscriptions and the delivery thread (webhooks.c) */
+    struct tdm__token_cache *tokens; /* principals of recent tokens (tokens.c); may be NULL */
 };
+
+/* ---- token cache (tokens.c) ---------------------------------------------------------------- */
+
+/* Sets up e->tokens: the cache of principals and its revocation counter, shared with every
+ * process that opens the same database through the file PATH-tokens. Where that file cannot
+ * be made or mapped, e->tokens stays NULL and every request reads the database. Returns 0
+ * or TDM_ENOMEM. */
+int tdm__token_cache_open(tdm_engine *e);
+void tdm__token_cache_close(tdm_engine *e);
 
 /* Limits on one item (intake.c): fields, bytes in a field's name, bytes in its value (a
  * string's length, or a list's or object's compact JSON). Over them: TDM_ETOOBIG (413). */

@@ -133,6 +133,8 @@ static int teardown(void **state)
     unlink(p);
     snprintf(p, sizeof p, "%s-shm", db_path);
     unlink(p);
+    snprintf(p, sizeof p, "%s-tokens", db_path);
+    unlink(p);
     return 0;
 }
 

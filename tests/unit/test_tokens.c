@@ -108,6 +108,8 @@ static int teardown(void **state)
     unlink(p);
     snprintf(p, sizeof p, "%s-shm", db_path);
     unlink(p);
+    snprintf(p, sizeof p, "%s-tokens", db_path);
+    unlink(p);
     return 0;
 }
 
@@ -544,6 +546,48 @@ static void test_read_only(void **state)
     tdm_engine_close(e);
 }
 
+/* Principals are cached, yet a revocation by another engine on the same file (as `tandem
+ * token revoke --db` is, in another process) counts at the next call: the counter in
+ * PATH-tokens, which every engine maps, tells them. */
+static void test_revocation_elsewhere(void **state)
+{
+    (void)state;
+    tdm_engine *a = open_engine();
+    json_t *t = create(a, "ops", TDM_ROLE_VIEWER, NULL, 0, NULL);
+    char token[128], id[64];
+    snprintf(token, sizeof token, "%s", str(t, "token"));
+    snprintf(id, sizeof id, "%s", str(t, "id"));
+    json_decref(t);
+    tdm_error err = {0};
+    tdm_principal p;
+    for (int i = 0; i < 3; i++) { /* read once, then from the cache */
+        assert_int_equal(tdm_engine_authenticate(a, token, &p, &err), 0);
+        assert_string_equal(p.name, "ops");
+        assert_int_equal(p.role, TDM_ROLE_VIEWER);
+    }
+    char counter[80];
+    snprintf(counter, sizeof counter, "%s-tokens", db_path);
+    assert_int_equal(access(counter, F_OK), 0);
+
+    tdm_engine *b = open_engine();
+    char *out = NULL;
+    assert_int_equal(tdm_engine_authenticate(b, token, &p, &err), 0);
+    assert_int_equal(tdm_engine_token_revoke(b, id, "root", &out, &err), 0);
+    tdm_free(out);
+    assert_int_equal(tdm_engine_authenticate(a, token, &p, &err), TDM_EAUTH);
+    assert_string_equal(err.message, "unknown or revoked token");
+    assert_int_equal(tdm_engine_authenticate(b, token, &p, &err), TDM_EAUTH);
+
+    /* A token made by one is known to the other at once (unknown tokens are not cached). */
+    t = create(b, "later", TDM_ROLE_ADMIN, NULL, 0, NULL);
+    snprintf(token, sizeof token, "%s", str(t, "token"));
+    json_decref(t);
+    assert_int_equal(tdm_engine_authenticate(a, token, &p, &err), 0);
+    assert_string_equal(p.name, "later");
+    tdm_engine_close(b);
+    tdm_engine_close(a);
+}
+
 /* A database of schema version 1 (before tokens and four eyes; made from a new one by taking
  * their tables and columns away): read-only it has no tokens; opened for writing it is
  * migrated and takes them. */
@@ -620,6 +664,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_audit_trail, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resource_scope, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_only, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_revocation_elsewhere, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migration_from_v1, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
