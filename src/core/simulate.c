@@ -359,10 +359,10 @@ static char *path_join(const char *dir, const char *name)
     return p;
 }
 
-/* Removes a store and the files SQLite keeps beside it. */
+/* Removes a store, the files SQLite keeps beside it and the engine's PATH-tokens (tokens.c). */
 static void store_remove(const char *path)
 {
-    static const char *const suffix[] = {"", "-wal", "-shm", "-journal"};
+    static const char *const suffix[] = {"", "-wal", "-shm", "-journal", "-tokens"};
     char buf[4096];
     for (size_t i = 0; i < sizeof suffix / sizeof suffix[0]; i++) {
         snprintf(buf, sizeof buf, "%s%s", path, suffix[i]);
