@@ -392,8 +392,6 @@ int tdm_engine_open(const tdm_engine_opts *opts, tdm_engine **out, tdm_error *er
     if (rc == 0)
         rc = tdm__db_pool_init(&e->readers, opts->db_path);
     if (rc == 0)
-        rc = tdm__token_cache_open(e);
-    if (rc == 0)
         rc = tdm__webhooks_init(e, err);
     if (rc == 0 && !e->read_only)
         rc = tdm__writer_start(e, opts->commit_window_us, &e->writer, err);
@@ -404,6 +402,8 @@ int tdm_engine_open(const tdm_engine_opts *opts, tdm_engine **out, tdm_error *er
         if (rc == 0)
             tdm__reader_put(e, db);
     }
+    if (rc == 0) /* the database is there now: the counter file takes its permissions */
+        rc = tdm__token_cache_open(e);
     if (rc == 0)
         rc = load_processes(e, err);
     /* Bring trained models into memory now rather than on the first request that needs one

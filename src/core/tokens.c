@@ -468,7 +468,7 @@ typedef struct tdm__token_cache {
     cache_slot slots[TOKEN_CACHE_SLOTS];
 } tdm__token_cache;
 
-_Static_assert(ATOMIC_LLONG_LOCK_FREE == 2,
+_Static_assert(ATOMIC_LONG_LOCK_FREE == 2 && ATOMIC_LLONG_LOCK_FREE == 2,
                "the revocation counter is shared memory between processes: its atomic "
                "operations must be lock-free");
 
@@ -479,9 +479,10 @@ static int64_t monotonic_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Opens and maps PATH-tokens (made with the database's umask if missing, then sized to
- * hold the counter). Read-only where it cannot be written: such a process cannot revoke
- * either. Returns 0, or -1 when there is no usable file. */
+/* Opens and maps PATH-tokens (made with the database file's permissions if missing, or
+ * with the umask's when the database is new too, then sized to hold the counter).
+ * Read-only where it cannot be written: such a process cannot revoke either. Returns 0,
+ * or -1 when there is no usable file. */
 static int counter_map(tdm__token_cache *c, const char *db_path)
 {
     size_t n = strlen(db_path);
@@ -491,7 +492,16 @@ static int counter_map(tdm__token_cache *c, const char *db_path)
     memcpy(path, db_path, n);
     memcpy(path + n, "-tokens", sizeof "-tokens");
     c->writable = 1;
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+    /* Made with the database's permissions: whoever may write the database may revoke, and
+     * so must be able to bump the counter. */
+    struct stat db;
+    int db_exists = stat(db_path, &db) == 0;
+    mode_t mode = db_exists ? (db.st_mode & 0666) : 0666;
+    int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+    if (fd >= 0 && db_exists)
+        (void)fchmod(fd, mode); /* as the database's, whatever the umask */
+    else if (fd < 0 && errno == EEXIST)
+        fd = open(path, O_RDWR | O_CLOEXEC);
     if (fd < 0 && (errno == EACCES || errno == EROFS || errno == EPERM)) {
         c->writable = 0;
         fd = open(path, O_RDONLY | O_CLOEXEC);
