@@ -646,6 +646,55 @@ static void test_right_audits_keep_the_threshold(void **state)
     tdm_engine_close(e);
 }
 
+/*
+ * The drift test looks again at every wrong audit sample, each look at a smaller level, so
+ * that a step within its budget is paused with probability at most 1 - confidence over
+ * all the looks: 2 wrong among the first 20 audit samples of a 1% step do not pause it
+ * (tested once at 95%, the lower bound on 2 of 20 is 1.8%: the old test paused), 2 wrong
+ * among the first 10 do.
+ */
+static void test_drift_looks_are_counted(void **state)
+{
+    (void)state;
+    for (int early = 0; early <= 1; early++) {
+        tdm_engine *e = open_engine();
+        char *yaml = custom_yaml("0.01", "0.5");
+        put_and_train(e, yaml, 150);
+        free(yaml);
+        assert_false(isnan(step_threshold(e)));
+        int audits = 0;
+        for (int i = 0; audits < 20; i++) {
+            char body[128];
+            snprintf(body, sizeof body, "{\"text\": \"please reset my forgot password %d\"}", i);
+            json_t *r = submit(e, body);
+            if (strcmp(json_string_value(json_object_get(r, "status")), "queued") == 0) {
+                audits++;
+                int wrong = early ? (audits == 5 || audits == 10) : (audits == 10 || audits == 20);
+                const char *answer = wrong ? "{\"action\": \"correct\", \"value\": \"refund\"}"
+                                           : "{\"action\": \"accept\"}";
+                char task[64], *out;
+                tdm_error err = {0};
+                snprintf(task, sizeof task, "%s", json_string_value(json_object_get(r, "task_id")));
+                assert_int_equal(
+                    tdm_engine_complete_task(e, task, "ana", answer, strlen(answer), &out, &err),
+                    0);
+                tdm_free(out);
+                barrier(e);
+            }
+            json_decref(r);
+        }
+        char *out;
+        tdm_error err = {0};
+        assert_int_equal(tdm_engine_get_process(e, "triage", &out, &err), 0);
+        json_t *p = parse(out);
+        json_t *paused = json_object_get(json_array_get(json_object_get(p, "steps"), 0), "paused");
+        assert_true(early ? json_is_true(paused) : json_is_false(paused));
+        json_decref(p);
+        tdm_engine_close(e);
+        teardown(NULL);
+    }
+}
+
 /* A text for intent c whose words are its own with probability 0.75, else another intent's:
  * the model cannot be sure of all of them. */
 static void mixed_text(tdm__rng *rng, size_t c, char *buf, size_t cap)
@@ -819,6 +868,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_input_changes_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_audited_errors_pause_automation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_right_audits_keep_the_threshold, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_drift_looks_are_counted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_band_below_lowers_the_threshold, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cold_start_certifies_from_live_checks, setup,
                                         teardown),
