@@ -63,6 +63,8 @@ typedef struct tdm_step_info {
     const char *const *adverse; /* outcomes the AI may never decide alone */
     const char *four_eyes;      /* "always", a rule, or NULL: when a second person must
                                    confirm a person's answer */
+    double second_look;         /* a person's answer that contradicts an AI proposal of at
+                                   least this confidence needs a second person; 0: never */
 } tdm_step_info;
 
 /*
@@ -137,6 +139,13 @@ int tdm_process_adverse(const tdm_process *p, size_t step, const char *label);
  * be evaluated); 0 otherwise. `confidence` is the AI's, or 0 when it had no proposal. */
 int tdm_process_four_eyes(const tdm_process *p, size_t step, tdm_rule_lookup lookup, void *ctx,
                           const char *label, double confidence);
+
+/* 1 when a person's answer `label` contradicts the AI's proposal `proposal` (NULL: none) of
+ * confidence `confidence` at step `step` and that confidence is at or above the step's
+ * guardrails.second_look: a second, different person must confirm the answer, so that one
+ * person's slip is not taken for the AI's mistake. 0 otherwise. */
+int tdm_process_second_look(const tdm_process *p, size_t step, const char *proposal,
+                            const char *label, double confidence);
 
 /*
  * Compiles one rule on its own, to check it (the engine's and the CLI's validators use

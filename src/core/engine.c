@@ -596,14 +596,17 @@ static json_t *proc_summary(proc_state *ps)
                                   "paused", sm->paused, "pause_reason", sm->pause_reason);
         pthread_rwlock_unlock(&sm->lock);
         json_t *step = json_pack(
-            "{s:s, s:s, s:s, s:o, s:s, s:o, s:o, s:{s:f, s:f, s:f, s:o}, s:s, s:f, s:o, s:i}", "id",
-            si->id, "allocation", tdm_allocation_name(si->allocation), "owner", si->owner, "inputs",
-            inputs, "output", si->output, "labels",
+            "{s:s, s:s, s:s, s:o, s:s, s:o, s:o, s:{s:f, s:f, s:f, s:o, s:o, s:o}, s:s, s:f, s:o, "
+            "s:i}",
+            "id", si->id, "allocation", tdm_allocation_name(si->allocation), "owner", si->owner,
+            "inputs", inputs, "output", si->output, "labels",
             si->n_labels ? string_list(si->labels, si->n_labels) : json_null(), "model",
             si->model ? json_string(si->model) : json_null(), "guardrails", "max_error",
             si->max_error, "confidence", si->confidence, "audit_sample", si->audit_sample,
-            "review_when", string_list(si->rules, si->n_rules), "queue", si->queue, "sla_minutes",
-            si->sla_minutes, "escalation_queue",
+            "review_when", string_list(si->rules, si->n_rules), "four_eyes",
+            si->four_eyes ? json_string(si->four_eyes) : json_null(), "second_look",
+            si->second_look > 0 ? json_real(si->second_look) : json_null(), "queue", si->queue,
+            "sla_minutes", si->sla_minutes, "escalation_queue",
             si->escalation_queue ? json_string(si->escalation_queue) : json_null(), "priority",
             si->priority);
         json_object_update(step, state);

@@ -935,9 +935,10 @@ enum { KI_NAME, KI_KIND };
 static const char *const output_keys[] = {"field", "labels", "favourable"};
 enum { KO_FIELD, KO_LABELS, KO_FAVOURABLE };
 
-static const char *const guard_keys[] = {
-    "max_error",   "confidence",       "audit_sample", "review_when",      "queue",
-    "sla_minutes", "escalation_queue", "priority",     "adverse_outcomes", "four_eyes"};
+static const char *const guard_keys[] = {"max_error",        "confidence", "audit_sample",
+                                         "review_when",      "queue",      "sla_minutes",
+                                         "escalation_queue", "priority",   "adverse_outcomes",
+                                         "four_eyes",        "second_look"};
 enum {
     KG_MAX_ERROR,
     KG_CONFIDENCE,
@@ -948,7 +949,8 @@ enum {
     KG_ESCALATION,
     KG_PRIORITY,
     KG_ADVERSE,
-    KG_FOUR_EYES
+    KG_FOUR_EYES,
+    KG_SECOND_LOOK
 };
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
@@ -1434,6 +1436,13 @@ static int read_guardrails(vctx *v, const ynode *map, size_t step, tdm_step_info
         case KG_FOUR_EYES:
             if (!is_null(v->t, n))
                 rc = read_four_eyes(v, n, step, s);
+            break;
+        case KG_SECOND_LOOK:
+            if (!is_null(v->t, n) && (rc = get_number(v, n, "0.9", &x)) == 0 &&
+                (rc = check_range(v, n, x, 0, 1, 1, 0,
+                                  "the AI's confidence from which a person's contradicting "
+                                  "answer goes to a second person: 0.9 is usual")) == 0)
+                s->second_look = x;
             break;
         case KG_ADVERSE:
             if (!is_null(v->t, n)) {
@@ -1973,6 +1982,15 @@ int tdm_process_four_eyes(const tdm_process *p, size_t step, tdm_rule_lookup loo
     if (tdm__rule_eval(p->four_eyes[step], lookup, ctx, label, confidence, &hit) != 0)
         return 1;
     return hit != 0;
+}
+
+int tdm_process_second_look(const tdm_process *p, size_t step, const char *proposal,
+                            const char *label, double confidence)
+{
+    if (p == NULL || step >= p->n_steps || proposal == NULL || label == NULL)
+        return 0;
+    double from = p->steps[step].second_look;
+    return from > 0 && confidence >= from && strcmp(proposal, label) != 0;
 }
 
 int tdm_process_adverse(const tdm_process *p, size_t step, const char *label)

@@ -25,7 +25,10 @@
  * One set of draws. The replay order (a seeded shuffle of the rows after the history) and
  * every reviewer answer (the true label, or with probability reviewer_error another label
  * of the step drawn uniformly) are drawn once, before any strategy runs, so every strategy
- * meets the same items in the same order with the same reviewer mistakes. The engines are
+ * meets the same items in the same order with the same reviewer mistakes. A further person
+ * asked to look at an answer (four eyes, a second look) answers from a generator of their own
+ * for (seed, item, step, how many looked before), as independently of the first and just as
+ * likely to err, and the same in every strategy. The engines are
  * seeded from the same seed for their audit samples. The answer is byte for byte the same
  * for the same inputs, however many strategies run at once.
  *
@@ -501,6 +504,98 @@ typedef struct outcome {
     size_t answers; /* answers given, confirmations included */
 } outcome;
 
+/* The answer of the n-th further person (n >= 1) who looks at item k at step s: the true
+ * label, or with probability reviewer_error another label drawn uniformly. Drawn from a
+ * generator of its own for (seed, k, s, n), so every strategy meets the same people. */
+static uint32_t look_again(const sim_ctx *c, size_t k, size_t s, unsigned n)
+{
+    const sim_step *ss = &c->steps[s];
+    tdm__rng rng;
+    tdm__rng_seed(&rng, c->o->seed ^ (0x9e3779b97f4a7c15ull * (k + 1)) ^ ((uint64_t)(s + 1) << 48) ^
+                            ((uint64_t)n << 32));
+    uint32_t truth = c->truth[k * c->n_steps + s];
+    if (tdm__rng_double(&rng) < c->o->reviewer_error && ss->n_labels > 1) {
+        uint32_t other = (uint32_t)tdm__rng_below(&rng, ss->n_labels - 1);
+        return other >= truth ? other + 1 : other;
+    }
+    return truth;
+}
+
+/* One call of the engine's complete on `task_id` with `body`; *got is its answer. */
+static int complete(tdm_engine *e, const char *task_id, const char *actor, json_t *body,
+                    json_t **got, tdm_error *err)
+{
+    char *text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    if (text == NULL)
+        return tdm__error_code(err, TDM_ENOMEM);
+    char *json = NULL;
+    int rc = tdm_engine_complete_task(e, task_id, actor, text, strlen(text), &json, err);
+    free(text);
+    return parsed(rc, json, got, err);
+}
+
+#define SIM_LOOKS_MAX 16 /* people who may look at one task before the simulation gives up */
+
+/*
+ * A task worked as people would: a reviewer claims it and answers `said` (accept when it is
+ * the proposal, else correct). When the engine asks a second person to confirm (four eyes, or
+ * a second look at a contradiction), another simulated reviewer judges on their own: they
+ * confirm when their own answer is the same, else decline, and the task is answered again
+ * by yet another. Every answer, confirmation and decline is counted. Fills *decided with the
+ * label decided and *got with the engine's last answer.
+ */
+static int answer_task(const sim_ctx *c, tdm_engine *e, const char *task_id, const char *proposal,
+                       size_t k, size_t s, uint32_t said, uint32_t *decided, json_t **got,
+                       outcome *out, tdm_error *err)
+{
+    unsigned looks = 0;
+    *got = NULL;
+    for (;;) {
+        char *json = NULL;
+        json_t *claimed;
+        int rc = tdm_engine_claim_task(e, task_id, ACTOR_REVIEWER, 3600, &json, err);
+        rc = parsed(rc, json, &claimed, err);
+        json_decref(claimed);
+        if (rc != 0)
+            return rc;
+        const char *label = c->steps[s].label[said];
+        json_t *body = proposal != NULL && strcmp(proposal, label) == 0
+                           ? json_pack("{s:s}", "action", "accept")
+                           : json_pack("{s:s, s:s}", "action", "correct", "value", label);
+        if ((rc = complete(e, task_id, ACTOR_REVIEWER, body, got, err)) != 0)
+            return rc;
+        out->human = 1;
+        out->answers++;
+        if (!json_is_true(json_object_get(*got, "awaiting_confirmation"))) {
+            *decided = said;
+            return 0;
+        }
+        if (++looks > SIM_LOOKS_MAX)
+            return tdm__error(err, TDM_ECORRUPT,
+                              "simulation: task %s was answered %d times without a "
+                              "confirmation (reviewer error too high?)",
+                              task_id, SIM_LOOKS_MAX);
+        /* A waiting answer is confirmed or declined without a claim. */
+        uint32_t second = look_again(c, k, s, 2 * looks - 1);
+        int agree = second == said;
+        json_decref(*got);
+        *got = NULL;
+        rc = complete(e, task_id, ACTOR_CONFIRMER,
+                      json_pack("{s:s}", "action", agree ? "confirm" : "decline"), got, err);
+        if (rc != 0)
+            return rc;
+        out->answers++;
+        if (agree) {
+            *decided = said;
+            return 0;
+        }
+        json_decref(*got);
+        *got = NULL;
+        said = look_again(c, k, s, 2 * looks); /* declined: the task is open again */
+    }
+}
+
 /*
  * Answers the item's tasks until it is decided: `status` is the engine's result for the
  * item (borrowed). Fills `final` (per step: the label index decided, or UINT32_MAX).
@@ -530,47 +625,15 @@ static int work_item(const sim_ctx *c, tdm_engine *e, size_t k, json_t *status, 
         const char *task = json_string_value(json_object_get(status, "task_id"));
         const char *proposal =
             json_string_value(json_object_get(json_object_get(status, "proposal"), "value"));
-        const char *said = c->steps[s].label[c->answer[k * c->n_steps + s]];
-        char *json = NULL;
-        json_t *got;
+        uint32_t said = c->answer[k * c->n_steps + s];
         char task_id[64];
         snprintf(task_id, sizeof task_id, "%s", task ? task : "");
-        rc = tdm_engine_claim_task(e, task_id, ACTOR_REVIEWER, 3600, &json, err);
-        rc = parsed(rc, json, &got, err);
-        json_decref(got);
-        if (rc != 0)
-            break;
-        json_t *body = proposal != NULL && strcmp(proposal, said) == 0
-                           ? json_pack("{s:s}", "action", "accept")
-                           : json_pack("{s:s, s:s}", "action", "correct", "value", said);
-        char *text = json_dumps(body, JSON_COMPACT);
-        json_decref(body);
-        if (text == NULL) {
-            rc = tdm__error_code(err, TDM_ENOMEM);
-            break;
-        }
-        json = NULL;
-        rc = tdm_engine_complete_task(e, task_id, ACTOR_REVIEWER, text, strlen(text), &json, err);
-        rc = parsed(rc, json, &got, err);
-        free(text);
-        if (rc != 0)
-            break;
-        out->human = 1;
-        out->answers++;
-        if (json_is_true(json_object_get(got, "awaiting_confirmation"))) {
-            /* Four eyes: a second simulated reviewer confirms the answer (an answer that
-             * waits for confirmation is confirmed without a claim). */
+        json_t *got = NULL;
+        rc = answer_task(c, e, task_id, proposal, k, s, said, &final[s], &got, out, err);
+        if (rc != 0) {
             json_decref(got);
-            static const char confirm[] = "{\"action\": \"confirm\"}";
-            json = NULL;
-            rc = tdm_engine_complete_task(e, task_id, ACTOR_CONFIRMER, confirm, sizeof confirm - 1,
-                                          &json, err);
-            rc = parsed(rc, json, &got, err);
-            if (rc != 0)
-                break;
-            out->answers++;
+            break;
         }
-        final[s] = c->answer[k * c->n_steps + s];
         json_decref(owned);
         owned = got;
         status = json_object_get(got, "item");

@@ -21,6 +21,14 @@
  * "confirming" with that answer beside it. A second person confirms it (then it is decided
  * as above, by the first person, confirmed by the second) or declines it (the task is open
  * again, for anyone). The first person confirming their own answer is refused (403).
+ *
+ * A second look (guardrails.second_look) is four eyes for one kind of answer: a correction
+ * that contradicts an AI proposal made with at least the step's second_look confidence. Such
+ * an answer teaches the model that it was wrong where it was sure, and it is a check against
+ * the threshold; a person who errs 2% of the time would otherwise make a model that is never
+ * wrong there look 2% wrong, and pause a step that is within its budget. Two people agreeing
+ * against the AI are wrong together far more rarely. The answer is confirmed or declined as
+ * under four eyes, and only the confirmed answer teaches the model and counts as a check.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -670,6 +678,7 @@ typedef struct complete_ctx {
     json_t *item;        /* the item's result after routing on, filled by the job */
     json_t *owned_value; /* four eyes: the first answer, when confirming (owned) */
     int awaiting;        /* four eyes: the answer waits for a second person */
+    const char *because; /* ... by the rule "four_eyes" or "second_look" */
 } complete_ctx;
 
 /* Whether a task's population makes its proposal an unbiased check of the model. */
@@ -680,7 +689,8 @@ static int counts_as_check(const char *why)
            strcmp(why, "paused") == 0;
 }
 
-/* Four eyes: keeps the first person's answer on the task, which waits for a second. */
+/* Four eyes or a second look: keeps the first person's answer on the task, which waits for
+ * a second. */
 static int await_confirmation(tdm__tx *tx, complete_ctx *c, const task_row *r, json_t *value,
                               tdm_error *err)
 {
@@ -711,8 +721,8 @@ static int await_confirmation(tdm__tx *tx, complete_ctx *c, const task_row *r, j
     free(text_value);
     if (!ok)
         return tdm__db_error(tx->db, sqlite3_errcode(tx->db), err, "recording an answer");
-    json_t *data = json_pack("{s:s, s:s, s:O, s:s}", "item", r->item_id, "action", c->action,
-                             "value", value, "awaiting", "confirmation");
+    json_t *data = json_pack("{s:s, s:s, s:O, s:s, s:s}", "item", r->item_id, "action", c->action,
+                             "value", value, "awaiting", "confirmation", "because", c->because);
     if (c->comment != NULL)
         json_object_set_new(data, "comment", json_string(c->comment));
     c->awaiting = 1;
@@ -853,7 +863,14 @@ static int complete_run(tdm__tx *tx, tdm__job *job, tdm_error *err)
             tdm_process_four_eyes(c->ps->p, step, tdm__json_lookup, fields,
                                   json_string_value(value), r.proposal ? r.proposal_confidence : 0);
         json_decref(fields);
-        if (four) {
+        /* The simulation's all-human strategy is the baseline without AI: no second look
+         * prompted by the AI's proposal there. */
+        int look = !four && tx->e->route_mode != TDM__ROUTE_ALL_HUMAN &&
+                   tdm_process_second_look(c->ps->p, step, json_string_value(r.proposal),
+                                           json_string_value(value),
+                                           r.proposal ? r.proposal_confidence : 0);
+        if (four || look) {
+            c->because = four ? "four_eyes" : "second_look";
             rc = await_confirmation(tx, c, &r, value, err);
             json_decref(value);
             row_release(&r);
@@ -1028,7 +1045,8 @@ int tdm_engine_complete_task(tdm_engine *e, const char *task_id, const char *act
                       NULL,
                       NULL,
                       NULL,
-                      0};
+                      0,
+                      NULL};
     if (rc == 0) {
         tdm__job job = {0};
         job.run = complete_run;
@@ -1045,8 +1063,10 @@ int tdm_engine_complete_task(tdm_engine *e, const char *task_id, const char *act
     }
     json_t *extra = json_pack("{s:o, s:o}", "decision", c.decision ? c.decision : json_null(),
                               "item", c.item ? c.item : json_null());
-    if (c.awaiting)
+    if (c.awaiting) {
         json_object_set_new(extra, "awaiting_confirmation", json_true());
+        json_object_set_new(extra, "confirmation_because", json_string(c.because));
+    }
     return answer_task(e, task_id, extra, json, err);
 }
 

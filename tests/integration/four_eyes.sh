@@ -42,7 +42,8 @@ submit() {
 submit big-1 60000
 AS=$ANA expect_http 200 POST "/v1/tasks/$TASK/complete" -H "$J" \
     -d '{"action": "correct", "value": "refund", "comment": "receipt checked"}'
-[ "$(jqb .awaiting_confirmation)" = true ] && [ "$(jqb .decision)" = null ] ||
+[ "$(jqb .awaiting_confirmation)" = true ] && [ "$(jqb .decision)" = null ] &&
+    [ "$(jqb .confirmation_because)" = four_eyes ] ||
     fail "the first answer decided: $(cat "$WORK/body")"
 [ "$(jqb .task.state)" = confirming ] && [ "$(jqb .task.answer.by)" = ana ] &&
     [ "$(jqb .task.answer.value)" = refund ] || fail "task after the first answer: $(cat "$WORK/body")"

@@ -153,6 +153,41 @@ grep -q 'four_eyes: always' "$WORK/four.yaml" || fail "four.yaml"
 expect_eq "four eyes: two answers a task" '.strategies[0] | [.answers, .reviewer_minutes,
     .final_error]' "$WORK/four.json" '[200,400,0]'
 
+# A second look: a hybrid step (a person answers every item, the AI's proposal beside it),
+# reviewers who err 20% of the time. Without it, their mistakes are the final error; with
+# it, a correction that contradicts a proposal of confidence 0.5 or more goes to a second
+# simulated reviewer, who judges on their own (and declines when their answer differs, so
+# the task is answered again), so most mistakes are caught, at the cost of more answers.
+# With perfect reviewers nobody contradicts this perfect model: no second look at all. The
+# all-human strategy is the baseline without AI: no second look there.
+sed -e 's/^    allocation: ai$/    allocation: hybrid/' "$D/process.yaml" >"$WORK/hybrid.yaml"
+sed -e 's/^      queue: tiny$/      second_look: 0.5\n      queue: tiny/' "$WORK/hybrid.yaml" \
+    >"$WORK/look.yaml"
+grep -q 'allocation: hybrid' "$WORK/look.yaml" && grep -q 'second_look: 0.5' "$WORK/look.yaml" ||
+    fail "look.yaml"
+for f in hybrid look; do
+    "$TANDEM" simulate --process "$WORK/$f.yaml" --data "$D/tiny.csv" --history 40 \
+        --reviewer-error 0.2 --strategies guaranteed,all-human --json >"$WORK/noisy-$f.json" ||
+        fail "simulate failed"
+done
+expect_eq "second look, all-human as without it" '.strategies[1] | [.final_error, .answers]' \
+    "$WORK/noisy-look.json" "$(jq -c '.strategies[1] | [.final_error, .answers]' "$WORK/noisy-hybrid.json")"
+read -r e0 a0 < <(jq -r '.strategies[0] | "\(.final_error) \(.answers)"' "$WORK/noisy-hybrid.json")
+read -r e1 a1 < <(jq -r '.strategies[0] | "\(.final_error) \(.answers)"' "$WORK/noisy-look.json")
+awk -v e0="$e0" -v e1="$e1" -v a0="$a0" -v a1="$a1" \
+    'BEGIN { exit !(e0 >= 0.1 && e1 < e0 / 2 && a0 == 100 && a1 > 100) }' ||
+    fail "second look: final error $e0 -> $e1, answers $a0 -> $a1"
+echo "ok: a second look cuts the final error of 20%-wrong reviewers from $e0 to $e1 ($a0 -> $a1 answers)"
+"$TANDEM" simulate --process "$WORK/look.yaml" --data "$D/tiny.csv" --history 40 \
+    --reviewer-error 0.2 --strategies guaranteed,all-human --json >"$WORK/noisy-look2.json" ||
+    fail "simulate failed"
+cmp -s "$WORK/noisy-look.json" "$WORK/noisy-look2.json" || fail "second look: not deterministic"
+"$TANDEM" simulate --process "$WORK/look.yaml" --data "$D/tiny.csv" --history 40 \
+    --reviewer-error 0 --strategies guaranteed --json >"$WORK/clean-look.json" ||
+    fail "simulate failed"
+expect_eq "second look, perfect reviewers" '.strategies[0] | [.final_error, .answers]' \
+    "$WORK/clean-look.json" '[0,100]'
+
 # ---- the table and the HTML report -------------------------------------------------------
 sim --history 40 --reviewer-error 0 --html "$WORK/report.html" >"$WORK/table.txt" ||
     fail "simulate failed"

@@ -861,6 +861,122 @@ static void test_cold_start_certifies_from_live_checks(void **state)
     tdm_engine_close(e);
 }
 
+/* Live checks on the trail's step so far (the fit's are left out), and how many were right. */
+static void live_checks(int64_t *n, int64_t *right)
+{
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(db_path, &db), SQLITE_OK);
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "SELECT count(*), coalesce(sum(correct), 0) FROM checks "
+                                        "WHERE source <> 'fit'",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    *n = sqlite3_column_int64(st, 0);
+    *right = sqlite3_column_int64(st, 1);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+}
+
+/* Completes a task with `body` as `who`; returns the answer (a new reference). */
+static json_t *complete_as(tdm_engine *e, const char *task, const char *who, const char *body)
+{
+    char *out = NULL;
+    tdm_error err = {0};
+    int rc = tdm_engine_complete_task(e, task, who, body, strlen(body), &out, &err);
+    if (rc != 0)
+        print_error("complete: %s\n", err.message);
+    assert_int_equal(rc, 0);
+    return parse(out);
+}
+
+/*
+ * A second look: a correction that contradicts a proposal made with at least the step's
+ * second_look confidence waits for a second person, and only a confirmed answer teaches the
+ * model and counts as a check. Accepting the proposal, or a contradiction of a less sure
+ * proposal, needs nobody else.
+ */
+static void test_second_look(void **state)
+{
+    (void)state;
+    tdm_engine *e = open_engine();
+    char *base = custom_yaml("0.05", "1"); /* every confident item is an audit sample */
+    const char *at = strstr(base, "audit_sample: 1\n");
+    assert_non_null(at);
+    char *yaml = malloc(strlen(base) + 64);
+    assert_non_null(yaml);
+    size_t head = (size_t)(at - base) + strlen("audit_sample: 1\n");
+    memcpy(yaml, base, head);
+    sprintf(yaml + head, "      second_look: 0.9\n%s", base + head);
+    free(base);
+    put_and_train(e, yaml, 150);
+    free(yaml);
+
+    /* A sure proposal, contradicted: the answer waits. */
+    json_t *r = submit(e, "{\"text\": \"please reset my forgot password\"}");
+    assert_string_equal(json_string_value(json_object_get(r, "status")), "queued");
+    json_t *proposal = json_object_get(r, "proposal");
+    assert_string_equal(json_string_value(json_object_get(proposal, "value")), "password");
+    assert_true(json_number_value(json_object_get(proposal, "confidence")) >= 0.9);
+    char task[64];
+    snprintf(task, sizeof task, "%s", json_string_value(json_object_get(r, "task_id")));
+    json_decref(r);
+    int64_t n0, right0, n, right;
+    live_checks(&n0, &right0);
+    json_t *a = complete_as(e, task, "ana", "{\"action\": \"correct\", \"value\": \"refund\"}");
+    assert_true(json_is_true(json_object_get(a, "awaiting_confirmation")));
+    assert_string_equal(json_string_value(json_object_get(a, "confirmation_because")),
+                        "second_look");
+    assert_true(json_is_null(json_object_get(a, "decision")));
+    json_decref(a);
+    char *out = NULL;
+    tdm_error err = {0};
+    static const char confirm[] = "{\"action\": \"confirm\"}";
+    assert_int_equal(
+        tdm_engine_complete_task(e, task, "ana", confirm, sizeof confirm - 1, &out, &err),
+        TDM_EFORBIDDEN);
+    /* Declined: nothing learned, no check; bob then accepts the proposal, and that stands
+     * without a second person. */
+    a = complete_as(e, task, "bob", "{\"action\": \"decline\"}");
+    json_decref(a);
+    barrier(e);
+    live_checks(&n, &right);
+    assert_int_equal(n, n0);
+    a = complete_as(e, task, "bob", "{\"action\": \"accept\"}");
+    assert_null(json_object_get(a, "awaiting_confirmation"));
+    json_t *d = json_object_get(a, "decision");
+    assert_string_equal(json_string_value(json_object_get(d, "value")), "password");
+    assert_string_equal(json_string_value(json_object_get(d, "by")), "person:bob");
+    json_decref(a);
+    barrier(e);
+    live_checks(&n, &right);
+    assert_int_equal(n, n0 + 1);
+    assert_int_equal(right, right0 + 1);
+
+    /* Contradicted and confirmed: decided by the first, confirmed by the second, a wrong
+     * check. */
+    r = submit(e, "{\"text\": \"please login my reset account\"}");
+    snprintf(task, sizeof task, "%s", json_string_value(json_object_get(r, "task_id")));
+    assert_true(json_number_value(json_object_get(json_object_get(r, "proposal"), "confidence")) >=
+                0.9);
+    json_decref(r);
+    a = complete_as(e, task, "ana", "{\"action\": \"correct\", \"value\": \"lost_card\"}");
+    assert_true(json_is_true(json_object_get(a, "awaiting_confirmation")));
+    json_decref(a);
+    a = complete_as(e, task, "bob", confirm);
+    d = json_object_get(a, "decision");
+    assert_string_equal(json_string_value(json_object_get(d, "value")), "lost_card");
+    assert_string_equal(json_string_value(json_object_get(d, "by")), "person:ana");
+    assert_string_equal(json_string_value(json_object_get(d, "confirmed_by")), "bob");
+    json_decref(a);
+    barrier(e);
+    live_checks(&n, &right);
+    assert_int_equal(n, n0 + 2);
+    assert_int_equal(right, right0 + 1);
+    tdm_engine_close(e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -870,6 +986,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_right_audits_keep_the_threshold, setup, teardown),
         cmocka_unit_test_setup_teardown(test_drift_looks_are_counted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_band_below_lowers_the_threshold, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_second_look, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cold_start_certifies_from_live_checks, setup,
                                         teardown),
     };

@@ -1225,7 +1225,32 @@ static void test_governance_keys(void **state)
     p = parse_ok(base);
     assert_int_equal(tdm_process_four_eyes(p, 0, item_lookup, NULL, "approve", 0.5), 0);
     assert_null(tdm_process_step(p, 0)->four_eyes);
+    /* No second_look: never. */
+    assert_true(tdm_process_step(p, 0)->second_look == 0);
+    assert_int_equal(tdm_process_second_look(p, 0, "approve", "reject", 0.99), 0);
     tdm_process_free(p);
+
+    /* second_look: a contradiction of a proposal at or above it. */
+    char looked[4096];
+    snprintf(looked, sizeof looked, "%s", edit(base, "{queue: q}", "{queue: q, second_look: 0.9}"));
+    p = parse_ok(looked);
+    assert_true(tdm_process_step(p, 0)->second_look == 0.9);
+    assert_int_equal(tdm_process_second_look(p, 0, "approve", "reject", 0.9), 1);
+    assert_int_equal(tdm_process_second_look(p, 0, "approve", "reject", 0.95), 1);
+    assert_int_equal(tdm_process_second_look(p, 0, "approve", "reject", 0.89), 0);
+    assert_int_equal(tdm_process_second_look(p, 0, "approve", "approve", 0.99), 0);
+    assert_int_equal(tdm_process_second_look(p, 0, NULL, "reject", 0.99), 0);
+    assert_int_equal(tdm_process_second_look(p, 1, "approve", "reject", 0.99), 0);
+    tdm_process_free(p);
+    fails(edit(base, "{queue: q}", "{queue: q, second_look: 1.5}"), TDM_EINVAL,
+          "steps[0].guardrails.second_look",
+          "t.yaml:11: steps[0].guardrails.second_look: 1.5 is out of range: it must be more "
+          "than 0 and at most 1 ...");
+    fails(edit(base, "{queue: q}", "{queue: q, second_look: 0}"), TDM_EINVAL,
+          "steps[0].guardrails.second_look",
+          "t.yaml:11: steps[0].guardrails.second_look: 0 is out of range...");
+    fails(edit(base, "{queue: q}", "{queue: q, second_look: sure}"), TDM_EINVAL,
+          "steps[0].guardrails.second_look", "t.yaml:11: steps[0].guardrails.second_look: ...");
 }
 
 /* The same mistake always gives the same message; the first one in the file wins. */
