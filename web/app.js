@@ -803,9 +803,11 @@ function drawTask(el, t, ctx) {
     return b;
   };
   const setBusy = v => actionButtons.forEach(b => { b.disabled = v || !workable; });
-  const disableActions = () => {
+  /* Disables the answer's buttons and keys; `keep` names keys that stay (n, the next task,
+   * always; y and x, confirm and decline, while an answer waits for this person). */
+  const disableActions = (keep = ['n']) => {
     actionButtons.forEach(b => { b.disabled = true; });
-    for (const k of Object.keys(S.keys || {})) if (k !== 'n') S.keys[k].disabled = true;
+    for (const k of Object.keys(S.keys || {})) if (!keep.includes(k)) S.keys[k].disabled = true;
   };
 
   const ta = typeahead({
@@ -851,7 +853,10 @@ function drawTask(el, t, ctx) {
   if (confirming) {
     const mine = t.answer.by === me;
     banner.append(h('div', { class: 'banner info', 'data-testid': 'task-confirming' },
-      'Waiting for a second person: ', t.answer.by, ' answered ', h('strong', null, t.answer.action + (t.answer.value ? ' → ' + t.answer.value : '')), '. ',
+      t.answer.because === 'second_look'
+        ? 'Second look: the answer contradicts a proposal the AI was sure of, so a second person must agree. '
+        : 'Four eyes: this step asks a second person to confirm. ',
+      t.answer.by, ' answered ', h('strong', null, t.answer.action + (t.answer.value ? ' → ' + t.answer.value : '')), '. ',
       mine || !canWorkTask(t) ? 'Someone else must confirm it.' : [
         h('button', { type: 'button', class: 'primary', onclick: () => complete('confirm') }, 'Confirm ', keyHint('y')), ' ',
         h('button', { type: 'button', onclick: () => complete('decline') }, 'Decline ', keyHint('x'))]));
@@ -920,7 +925,7 @@ function drawTask(el, t, ctx) {
       h('div', { class: 'col' }, itemCard, reasonsCard),
       h('div', { class: 'col' }, proposalCard, relatedCard)));
   setBusy(false);
-  if (!workable) disableActions();
+  if (!workable) disableActions(['n', 'y', 'x']);
   focusHeading(el);
 }
 

@@ -111,7 +111,8 @@ int tdm_engine_get_item(tdm_engine *e, const char *id, char **json, tdm_error *e
         rc = tdm__db_prepare(db,
                              "SELECT id, item_version, step, value, confidence, by, kind, "
                              "autonomous, model_version, proposal, proposal_confidence, task_id, "
-                             "created_at FROM decisions WHERE item_id = ? ORDER BY seq",
+                             "created_at, confirmed_by FROM decisions WHERE item_id = ? ORDER BY "
+                             "seq",
                              &st, err);
         if (rc == 0) {
             sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
@@ -123,6 +124,8 @@ int tdm_engine_get_item(tdm_engine *e, const char *id, char **json, tdm_error *e
                     text(st, 5), "kind", text(st, 6), "autonomous", sqlite3_column_int(st, 7),
                     "created_at", tdm__json_time(sqlite3_column_int64(st, 12)), "task_id",
                     opt_text(st, 11));
+                if (sqlite3_column_type(st, 13) != SQLITE_NULL) /* four eyes, a second look */
+                    json_object_set_new(d, "confirmed_by", json_string(text(st, 13)));
                 if (sqlite3_column_type(st, 9) != SQLITE_NULL)
                     json_object_set_new(d, "proposal",
                                         json_pack("{s:o, s:o, s:I}", "value",

@@ -49,7 +49,7 @@
     "t.due_at, t.claimed_by, t.lease_until, t.completed_by, t.action, t.proposal, "                \
     "t.proposal_confidence, t.model_version, t.why, t.rule, t.reasons, t.created_at, "             \
     "t.updated_at, i.fields, i.version, t.first_by, t.first_action, t.first_value, "               \
-    "t.first_comment, t.alternatives"
+    "t.first_comment, t.alternatives, t.first_because"
 
 static const char *text(sqlite3_stmt *st, int i)
 {
@@ -99,8 +99,9 @@ static json_t *task_json(sqlite3_stmt *st, int64_t now)
         json_object_set_new(t, "completed_at", tdm__json_time(sqlite3_column_int64(st, 20)));
     }
     if (strcmp(shown, "confirming") == 0) {
-        json_t *answer = json_pack("{s:s, s:s, s:o}", "by", text(st, 23), "action", text(st, 24),
-                                   "value", json_or_null(text(st, 25)));
+        json_t *answer = json_pack("{s:s, s:s, s:o, s:s}", "by", text(st, 23), "action",
+                                   text(st, 24), "value", json_or_null(text(st, 25)), "because",
+                                   text(st, 28) ? text(st, 28) : "four_eyes");
         if (text(st, 26) != NULL)
             json_object_set_new(answer, "comment", json_string(text(st, 26)));
         json_object_set_new(t, "answer", answer);
@@ -699,8 +700,8 @@ static int await_confirmation(tdm__tx *tx, complete_ctx *c, const task_row *r, j
                            ? tdm__stmt(tx->stmts,
                                        "UPDATE tasks SET state = 'confirming', claimed_by = NULL, "
                                        "lease_until = NULL, first_by = ?, first_action = ?, "
-                                       "first_value = ?, first_comment = ?, updated_at = ? WHERE "
-                                       "id = ?",
+                                       "first_value = ?, first_comment = ?, first_because = ?, "
+                                       "updated_at = ? WHERE id = ?",
                                        err)
                            : NULL;
     if (st == NULL) {
@@ -714,8 +715,9 @@ static int await_confirmation(tdm__tx *tx, complete_ctx *c, const task_row *r, j
         sqlite3_bind_text(st, 4, c->comment, -1, SQLITE_STATIC);
     else
         sqlite3_bind_null(st, 4);
-    sqlite3_bind_int64(st, 5, tx->now);
-    sqlite3_bind_text(st, 6, c->id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, c->because, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 6, tx->now);
+    sqlite3_bind_text(st, 7, c->id, -1, SQLITE_STATIC);
     int ok = sqlite3_step(st) == SQLITE_DONE;
     sqlite3_reset(st);
     free(text_value);
@@ -773,8 +775,8 @@ static int complete_run(tdm__tx *tx, tdm__job *job, tdm_error *err)
         sqlite3_stmt *st = tdm__stmt(tx->stmts,
                                      "UPDATE tasks SET state = 'open', claimed_by = NULL, "
                                      "lease_until = NULL, first_by = NULL, first_action = NULL, "
-                                     "first_value = NULL, first_comment = NULL, updated_at = ? "
-                                     "WHERE id = ?",
+                                     "first_value = NULL, first_comment = NULL, first_because = "
+                                     "NULL, updated_at = ? WHERE id = ?",
                                      err);
         if (st == NULL) {
             row_release(&r);

@@ -128,6 +128,9 @@ static const char *const migrations[] = {
     "CREATE INDEX audit_escalations ON audit (at) WHERE event = 'task.escalated';"
     "CREATE INDEX audit_automation ON audit (at) WHERE event IN ('automation.paused', "
     "'automation.resumed');",
+    /* 6 -> 7: why an answer waits for a second person ("four_eyes" or "second_look"), for
+     * the task view. */
+    "ALTER TABLE tasks ADD COLUMN first_because TEXT;",
 };
 
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])

@@ -548,6 +548,56 @@ await scenario('7. a task claimed by someone else, opened directly, says plainly
     await axe(ana, 'task view after a conflict');
 }));
 
+await scenario('11. a second look: ana corrects a proposal the AI was sure of; bob sees why it waits and confirms it with y', async () => {
+    /* A process of its own, in the support queue: two intents told apart by one word,
+     * every item to a person (hybrid), a second look from 60% confidence. */
+    const raw = async (method, p, type, body) => {
+        const res = await fetch(URL_ + p, { method, headers: { Authorization: 'Bearer ' + TOKENS.admin, 'Content-Type': type }, body, signal: AbortSignal.timeout(30000) });
+        assert.ok(res.ok, `${method} ${p}: status ${res.status} ${await res.text()}`);
+    };
+    await raw('PUT', '/v1/processes/second-look', 'application/yaml', [
+        'process: second-look', 'owner: olga@example.com', 'kpis: [misrouted_share]',
+        'baseline: {minutes_per_item: 2, error_rate: 0.05}', 'steps:', '  - id: sort', '    allocation: hybrid',
+        '    owner: olga@example.com', '    inputs: [text]', '    output: {field: intent, labels: [billing, account]}',
+        '    guardrails: {queue: support, second_look: 0.6}', ''].join('\n'));
+    const rows = ['text,intent'];
+    for (let i = 0; i < 40; i++) rows.push(i % 2 ? `"please reset my password, ticket ${i}",account` : `"question ${i} about my invoice",billing`);
+    await raw('POST', '/v1/processes/second-look/train', 'text/csv', rows.join('\n') + '\n');
+    const item = await apiOk('admin', 'POST', '/v1/processes/second-look/items', { text: 'a question about my invoice' });
+    assert.equal(item.status, 'queued', `the item should wait for a person: ${JSON.stringify(item)}`);
+    assert.equal(item.proposal.value, 'billing');
+    assert.ok(item.proposal.confidence >= 0.6, `the AI should be sure: ${item.proposal.confidence}`);
+    await apiOk('ana', 'POST', `/v1/tasks/${item.task_id}/claim`, {});
+    const first = await apiOk('ana', 'POST', `/v1/tasks/${item.task_id}/complete`, { action: 'correct', value: 'account' });
+    assert.equal(first.awaiting_confirmation, true, `ana's correction should wait: ${JSON.stringify(first)}`);
+    /* ana herself is told that someone else must confirm. */
+    await go(ana, '#/task/' + encodeURIComponent(item.task_id), '[data-testid="task-confirming"]');
+    const own = await text(ana, 'task-confirming');
+    assert.match(own, /^Second look: .*ana answered correct → account\. Someone else must confirm it\./, `ana's view: "${own}"`);
+    /* bob sees why, and confirms with the keyboard. */
+    const bob = await newPage('bob', { width: 1280, height: 800 }, { signedIn: true });
+    await keepOnFailure(bob, 'second-look', async () => {
+        await bob.goto('/#/task/' + encodeURIComponent(item.task_id), { timeout: T });
+        await bob.waitForSelector('[data-testid="task-confirming"]', { timeout: T });
+        const banner = await text(bob, 'task-confirming');
+        assert.match(banner, /^Second look: the answer contradicts a proposal the AI was sure of/, `bob's view: "${banner}"`);
+        await shot(bob, 'second-look');
+        await axe(bob, 'task view of an answer waiting for a second look');
+        await bob.keyboard.press('y');
+        let t;
+        for (let i = 0; i < 50; i++) {
+            t = await apiOk('admin', 'GET', '/v1/tasks/' + encodeURIComponent(item.task_id));
+            if (t.state === 'done') break;
+            await bob.waitForTimeout(100);
+        }
+        assert.equal(t.state, 'done', `the task should be done after bob's y: ${t.state}`);
+        const it = await apiOk('admin', 'GET', '/v1/items/' + encodeURIComponent(item.id));
+        const d = it.decisions.find(x => x.step === 'sort');
+        assert.ok(d && d.value === 'account' && d.by === 'person:ana' && d.confirmed_by === 'bob', `the decision: ${JSON.stringify(d)}`);
+    });
+    await bob.context().close();
+});
+
 await scenario('8. axe-core found no serious or critical violation on any page, and no page broke the CSP', async () => {
     /* Each page's axe run is in the scenario that showed it; this collects them. */
     assert.deepEqual(axeFindings, [], 'axe violations:\n' + axeFindings.join('\n'));

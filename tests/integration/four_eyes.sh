@@ -46,7 +46,8 @@ AS=$ANA expect_http 200 POST "/v1/tasks/$TASK/complete" -H "$J" \
     [ "$(jqb .confirmation_because)" = four_eyes ] ||
     fail "the first answer decided: $(cat "$WORK/body")"
 [ "$(jqb .task.state)" = confirming ] && [ "$(jqb .task.answer.by)" = ana ] &&
-    [ "$(jqb .task.answer.value)" = refund ] || fail "task after the first answer: $(cat "$WORK/body")"
+    [ "$(jqb .task.answer.value)" = refund ] && [ "$(jqb .task.answer.because)" = four_eyes ] ||
+    fail "task after the first answer: $(cat "$WORK/body")"
 expect_http 200 GET /v1/items/big-1
 [ "$(jqb .status)" != decided ] || fail "the item was decided by one person"
 expect_http 200 GET '/v1/queues/refunds/tasks?state=confirming'

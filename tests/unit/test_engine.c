@@ -929,6 +929,9 @@ static void test_second_look(void **state)
     assert_string_equal(json_string_value(json_object_get(a, "confirmation_because")),
                         "second_look");
     assert_true(json_is_null(json_object_get(a, "decision")));
+    json_t *waiting = json_object_get(json_object_get(a, "task"), "answer");
+    assert_string_equal(json_string_value(json_object_get(waiting, "because")), "second_look");
+    assert_string_equal(json_string_value(json_object_get(waiting, "by")), "ana");
     json_decref(a);
     char *out = NULL;
     tdm_error err = {0};

@@ -607,7 +607,8 @@ static void test_migration_from_v1(void **state)
                      "DROP COLUMN alternatives; ALTER TABLE tasks DROP COLUMN claimed_at; "
                      "DROP INDEX tasks_sla; ALTER TABLE tasks DROP COLUMN sla_notified; "
                      "DROP TABLE webhooks; DROP TABLE deliveries; DROP INDEX audit_escalations; "
-                     "DROP INDEX audit_automation; UPDATE meta SET "
+                     "DROP INDEX audit_automation; ALTER TABLE tasks DROP COLUMN first_because; "
+                     "UPDATE meta SET "
                      "value = '1' WHERE key = "
                      "'schema_version';",
                      NULL, NULL, NULL),
