@@ -11,7 +11,10 @@
  * samples are drawn exactly as in production: the same code, not a copy of it. The
  * reviewer's answer is the row's true label, except that with probability reviewer_error it
  * is another of the step's labels, drawn at random; it accepts the AI's proposal when the
- * proposal is that answer and corrects it otherwise.
+ * proposal is that answer and corrects it otherwise. An answer the engine holds for a second
+ * person (four eyes, a second look) is judged by another simulated reviewer, who errs the
+ * same way on their own and confirms it when they would have answered the same, else
+ * declines it, and the task is answered again.
  *
  * Each strategy is one such replay on a store of its own: the process as written
  * (guaranteed: certified threshold, audit samples, review rules), every item to a person
