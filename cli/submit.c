@@ -121,43 +121,6 @@ static int submit_jsonl(submit_state *st, const char *data, size_t len, size_t b
 
 /* ---- CSV: rows to JSON objects --------------------------------------------------------------- */
 
-/* True when `s` is a number as JSON writes one: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)? */
-static int is_json_number(const char *s, size_t n)
-{
-    size_t i = 0;
-    if (i < n && s[i] == '-')
-        i++;
-    if (i >= n)
-        return 0;
-    if (s[i] == '0') {
-        i++;
-    } else if (s[i] >= '1' && s[i] <= '9') {
-        while (i < n && s[i] >= '0' && s[i] <= '9')
-            i++;
-    } else {
-        return 0;
-    }
-    if (i < n && s[i] == '.') {
-        i++;
-        size_t d = i;
-        while (i < n && s[i] >= '0' && s[i] <= '9')
-            i++;
-        if (i == d)
-            return 0;
-    }
-    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
-        i++;
-        if (i < n && (s[i] == '+' || s[i] == '-'))
-            i++;
-        size_t d = i;
-        while (i < n && s[i] >= '0' && s[i] <= '9')
-            i++;
-        if (i == d)
-            return 0;
-    }
-    return i == n;
-}
-
 /* Writes `s` as a JSON string; -1 when it is not valid UTF-8. */
 static int put_string(FILE *out, const char *s, size_t n)
 {
@@ -181,20 +144,9 @@ static int submit_table(submit_state *st, const tdm_table *t, size_t batch)
         cli_error("out of memory");
         return CLI_EXIT_FAIL;
     }
-    for (size_t c = 0; c < cols; c++) {
-        if (strcmp(tdm_table_column_name(t, c), "id") == 0)
-            continue;
-        int any = 0, all = 1;
-        for (size_t r = 0; r < rows && all; r++) {
-            size_t n;
-            const char *v = tdm_table_cell(t, r, c, &n);
-            if (v == NULL || n == 0)
-                continue;
-            any = 1;
-            all = is_json_number(v, n);
-        }
-        numeric[c] = (unsigned char)(any && all);
-    }
+    for (size_t c = 0; c < cols; c++)
+        numeric[c] =
+            strcmp(tdm_table_column_name(t, c), "id") != 0 && tdm_table_column_is_json_number(t, c);
     int rc = 0;
     for (size_t first = 0; first < rows && rc == 0; first += batch) {
         size_t last = first + batch < rows ? first + batch : rows;

@@ -90,6 +90,13 @@ const char *tdm_table_cell(const tdm_table *table, size_t row, size_t col, size_
 /* The 1-based line on which a row starts in its input, for messages. */
 size_t tdm_table_row_line(const tdm_table *table, size_t row);
 
+/*
+ * 1 when column `col` holds at least one value and every value it holds (missing and empty
+ * cells aside) is a number as JSON writes one, -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?;
+ * else 0. `tandem submit` and `tandem simulate` send such a column's values as JSON numbers.
+ */
+int tdm_table_column_is_json_number(const tdm_table *table, size_t col);
+
 /* The file name (or buffer name) the table was read from; owned by the table. */
 const char *tdm_table_name(const tdm_table *table);
 

@@ -109,42 +109,6 @@ static const char *cell(const tdm_table *t, size_t row, size_t col)
     return v != NULL && len > 0 ? v : NULL;
 }
 
-/* True when `s` is a number as JSON writes one (as `tandem submit` decides for CSV). */
-static int is_json_number(const char *s, size_t n)
-{
-    size_t i = 0;
-    if (i < n && s[i] == '-')
-        i++;
-    if (i >= n)
-        return 0;
-    if (s[i] == '0') {
-        i++;
-    } else if (s[i] >= '1' && s[i] <= '9') {
-        while (i < n && s[i] >= '0' && s[i] <= '9')
-            i++;
-    } else {
-        return 0;
-    }
-    if (i < n && s[i] == '.') {
-        size_t d = ++i;
-        while (i < n && s[i] >= '0' && s[i] <= '9')
-            i++;
-        if (i == d)
-            return 0;
-    }
-    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
-        i++;
-        if (i < n && (s[i] == '+' || s[i] == '-'))
-            i++;
-        size_t d = i;
-        while (i < n && s[i] >= '0' && s[i] <= '9')
-            i++;
-        if (i == d)
-            return 0;
-    }
-    return i == n;
-}
-
 /* Checks the process against the data and finds each step's labels. */
 static int prepare_steps(sim_ctx *c, tdm_error *err)
 {
@@ -253,16 +217,7 @@ static int prepare_replay(sim_ctx *c, tdm_error *err)
         skip[col] = strcmp(name, "id") == 0;
         for (size_t s = 0; s < c->n_steps; s++)
             skip[col] |= c->steps[s].label_col == col;
-        int any = 0, all = 1;
-        for (size_t r = 0; r < rows && all; r++) {
-            size_t len;
-            const char *v = tdm_table_cell(t, r, col, &len);
-            if (v == NULL || len == 0)
-                continue;
-            any = 1;
-            all = is_json_number(v, len);
-        }
-        numeric[col] = (unsigned char)(any && all);
+        numeric[col] = (unsigned char)tdm_table_column_is_json_number(t, col);
     }
     tdm__rng rng;
     tdm__rng_seed(&rng, o->seed);

@@ -886,3 +886,57 @@ tdm_field_kind tdm_table_infer_kind(const tdm_table *table, size_t col)
         return TDM_FIELD_TEXT;
     return TDM_FIELD_CATEGORICAL;
 }
+
+/* True when s[0 .. n) is a number as JSON writes one (see tdm_table_column_is_json_number). */
+static int is_json_number(const char *s, size_t n)
+{
+    size_t i = 0;
+    if (i < n && s[i] == '-')
+        i++;
+    if (i >= n)
+        return 0;
+    if (s[i] == '0') {
+        i++;
+    } else if (s[i] >= '1' && s[i] <= '9') {
+        while (i < n && s[i] >= '0' && s[i] <= '9')
+            i++;
+    } else {
+        return 0;
+    }
+    if (i < n && s[i] == '.') {
+        i++;
+        size_t d = i;
+        while (i < n && s[i] >= '0' && s[i] <= '9')
+            i++;
+        if (i == d)
+            return 0;
+    }
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        i++;
+        if (i < n && (s[i] == '+' || s[i] == '-'))
+            i++;
+        size_t d = i;
+        while (i < n && s[i] >= '0' && s[i] <= '9')
+            i++;
+        if (i == d)
+            return 0;
+    }
+    return i == n;
+}
+
+int tdm_table_column_is_json_number(const tdm_table *table, size_t col)
+{
+    if (table == NULL || col >= tdm_table_column_count(table))
+        return 0;
+    int any = 0;
+    for (size_t r = 0; r < tdm_table_row_count(table); r++) {
+        size_t n;
+        const char *v = tdm_table_cell(table, r, col, &n);
+        if (v == NULL || n == 0)
+            continue;
+        if (!is_json_number(v, n))
+            return 0;
+        any = 1;
+    }
+    return any;
+}

@@ -385,6 +385,22 @@ static void test_csv_many_rows(void **state)
 /* JSON Lines                                                                                 */
 /* ------------------------------------------------------------------------------------------ */
 
+/* Which columns tandem submit and tandem simulate send as JSON numbers: every value a number
+ * as JSON writes one, empty cells aside, and at least one value. */
+static void test_column_is_json_number(void **state)
+{
+    (void)state;
+    tdm_table *t = csv_ok("a,b,c,d,e,f,g,h\n"
+                          "1,-0.5,007,,1e3,x,1.,12\n"
+                          "20,3.25,1,,-2E-7,1,2,\n");
+    static const int want[] = {1, 1, 0, 0, 1, 0, 0, 1};
+    for (size_t c = 0; c < 8; c++)
+        assert_int_equal(tdm_table_column_is_json_number(t, c), want[c]);
+    assert_int_equal(tdm_table_column_is_json_number(t, 8), 0);
+    assert_int_equal(tdm_table_column_is_json_number(NULL, 0), 0);
+    tdm_table_free(t);
+}
+
 static void test_jsonl_types(void **state)
 {
     (void)state;
@@ -895,6 +911,7 @@ int main(void)
         cmocka_unit_test(test_csv_errors),
         cmocka_unit_test(test_csv_limits),
         cmocka_unit_test(test_csv_many_rows),
+        cmocka_unit_test(test_column_is_json_number),
         cmocka_unit_test(test_jsonl_types),
         cmocka_unit_test(test_jsonl_union_of_keys),
         cmocka_unit_test(test_jsonl_many_columns_appear),
