@@ -743,6 +743,21 @@ typedef struct delete_ctx {
     json_t *row; /* out */
 } delete_ctx;
 
+/* Runs `sql`, an UPDATE whose ?1 is the transaction's time and ?2 an id. `what` names it in
+ * an error. Returns 0 or an error (err set); sqlite3_changes64() says how many rows. */
+static int update_at(tdm__tx *tx, const char *sql, const char *id, const char *what, tdm_error *err)
+{
+    sqlite3_stmt *st;
+    int rc = tdm__db_prepare(tx->db, sql, &st, err);
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_int64(st, 1, tx->now);
+    sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+    int step = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return step == SQLITE_DONE ? 0 : tdm__db_error(tx->db, step, err, what);
+}
+
 static int delete_run(tdm__tx *tx, tdm__job *job, tdm_error *err)
 {
     delete_ctx *c = job->ctx;
@@ -763,27 +778,13 @@ static int delete_run(tdm__tx *tx, tdm__job *job, tdm_error *err)
                                    : tdm__db_error(tx->db, step, err, "reading a webhook");
     if (c->row == NULL)
         return tdm__error_code(err, TDM_ENOMEM);
-    rc = tdm__db_prepare(tx->db, "UPDATE webhooks SET deleted_at = ? WHERE id = ?", &st, err);
-    if (rc != 0)
+    if ((rc = update_at(tx, "UPDATE webhooks SET deleted_at = ?1 WHERE id = ?2", c->id,
+                        "deleting a webhook", err)) != 0 ||
+        (rc = update_at(tx,
+                        "UPDATE deliveries SET state = 'cancelled', next_at = ?1 WHERE "
+                        "webhook_id = ?2 AND state IN ('pending', 'dead')",
+                        c->id, "cancelling deliveries", err)) != 0)
         return rc;
-    sqlite3_bind_int64(st, 1, tx->now);
-    sqlite3_bind_text(st, 2, c->id, -1, SQLITE_STATIC);
-    step = sqlite3_step(st);
-    sqlite3_finalize(st);
-    if (step != SQLITE_DONE)
-        return tdm__db_error(tx->db, step, err, "deleting a webhook");
-    rc = tdm__db_prepare(tx->db,
-                         "UPDATE deliveries SET state = 'cancelled', next_at = ? WHERE "
-                         "webhook_id = ? AND state IN ('pending', 'dead')",
-                         &st, err);
-    if (rc != 0)
-        return rc;
-    sqlite3_bind_int64(st, 1, tx->now);
-    sqlite3_bind_text(st, 2, c->id, -1, SQLITE_STATIC);
-    step = sqlite3_step(st);
-    sqlite3_finalize(st);
-    if (step != SQLITE_DONE)
-        return tdm__db_error(tx->db, step, err, "cancelling deliveries");
     int64_t cancelled = sqlite3_changes64(tx->db);
     tdm__webhooks_forget(tx->e);
     if ((rc = tdm__tx_effect(tx, NULL, forget_drop, tx->e)) != 0)
@@ -957,14 +958,10 @@ static int replay_run(tdm__tx *tx, tdm__job *job, tdm_error *err)
         if (strcmp(was, "cancelled") == 0)
             return tdm__error_field(err, TDM_ECONFLICT, "delivery",
                                     "delivery %.64s was cancelled with its webhook", c->delivery);
-        rc = tdm__db_prepare(tx->db,
-                             "UPDATE deliveries SET state = 'pending', attempts = 0, next_at = ?, "
-                             "delivered_at = NULL WHERE id = ?",
-                             &st, err);
-        if (rc != 0)
-            return rc;
-        sqlite3_bind_int64(st, 1, tx->now);
-        sqlite3_bind_text(st, 2, c->delivery, -1, SQLITE_STATIC);
+        rc = update_at(tx,
+                       "UPDATE deliveries SET state = 'pending', attempts = 0, next_at = ?1, "
+                       "delivered_at = NULL WHERE id = ?2",
+                       c->delivery, "replaying deliveries", err);
         json_array_append_new(c->ids, json_string(c->delivery));
     } else {
         from = "dead";
@@ -981,19 +978,13 @@ static int replay_run(tdm__tx *tx, tdm__job *job, tdm_error *err)
         sqlite3_finalize(st);
         if (step != SQLITE_DONE)
             return tdm__db_error(tx->db, step, err, "reading dead deliveries");
-        rc = tdm__db_prepare(tx->db,
-                             "UPDATE deliveries SET state = 'pending', attempts = 0, next_at = ? "
-                             "WHERE webhook_id = ? AND state = 'dead'",
-                             &st, err);
-        if (rc != 0)
-            return rc;
-        sqlite3_bind_int64(st, 1, tx->now);
-        sqlite3_bind_text(st, 2, c->id, -1, SQLITE_STATIC);
+        rc = update_at(tx,
+                       "UPDATE deliveries SET state = 'pending', attempts = 0, next_at = ?1 "
+                       "WHERE webhook_id = ?2 AND state = 'dead'",
+                       c->id, "replaying deliveries", err);
     }
-    step = sqlite3_step(st);
-    sqlite3_finalize(st);
-    if (step != SQLITE_DONE)
-        return tdm__db_error(tx->db, step, err, "replaying deliveries");
+    if (rc != 0)
+        return rc;
     c->replayed = sqlite3_changes64(tx->db);
     if (c->replayed == 0)
         return 0; /* nothing was dead: nothing changes, nothing is recorded */
