@@ -204,6 +204,24 @@ static int finish(sqlite3 *db, sqlite3_stmt *st, int step, tdm_error *err)
                : tdm__db_error(db, step, err, "reading the dashboard");
 }
 
+/* Ends a query that built `list` (NULL when memory ran out) from its rows: *out = list, or
+ * an error and the list freed. */
+static int finish_list(sqlite3 *db, sqlite3_stmt *st, int step, json_t *list, json_t **out,
+                       tdm_error *err)
+{
+    if (list == NULL) {
+        finish(db, st, SQLITE_DONE, err);
+        return tdm__error_code(err, TDM_ENOMEM);
+    }
+    int rc = finish(db, st, step, err);
+    if (rc != 0) {
+        json_decref(list);
+        return rc;
+    }
+    *out = list;
+    return 0;
+}
+
 /* Runs a grouped query: every row into the totals, the window's rows into their bucket. */
 static int grouped(sqlite3 *db, const char *sql, const char *process, const window *w, add_fn add,
                    counts *total, counts *series, tdm_error *err)
@@ -468,17 +486,7 @@ int tdm__confusions(sqlite3 *db, const char *process, int64_t from, int64_t to, 
             list = NULL;
         }
     }
-    if (list == NULL) {
-        finish(db, st, SQLITE_DONE, err);
-        return tdm__error_code(err, TDM_ENOMEM);
-    }
-    rc = finish(db, st, s, err);
-    if (rc != 0) {
-        json_decref(list);
-        return rc;
-    }
-    *out = list;
-    return 0;
+    return finish_list(db, st, s, list, out, err);
 }
 
 static int recent_json(sqlite3 *db, const char *process, json_t **out, tdm_error *err)
@@ -504,17 +512,7 @@ static int recent_json(sqlite3 *db, const char *process, json_t **out, tdm_error
             list = NULL;
         }
     }
-    if (list == NULL) {
-        finish(db, st, SQLITE_DONE, err);
-        return tdm__error_code(err, TDM_ENOMEM);
-    }
-    rc = finish(db, st, s, err);
-    if (rc != 0) {
-        json_decref(list);
-        return rc;
-    }
-    *out = list;
-    return 0;
+    return finish_list(db, st, s, list, out, err);
 }
 
 /* Everything the answer holds that the store gives, read inside the caller's transaction. */
