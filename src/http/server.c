@@ -300,6 +300,18 @@ typedef struct stream {
     size_t len, off;
 } stream;
 
+/* Resumes every parked stream, which then looks at the inbox again. Holds hub_lock. */
+static void wake_parked(tdm_server *s)
+{
+    for (stream *st = s->waiting; st != NULL;) {
+        stream *next = st->next;
+        st->next = NULL;
+        MHD_resume_connection(st->conn);
+        st = next;
+    }
+    s->waiting = NULL;
+}
+
 static void *hub_main(void *arg)
 {
     tdm_server *s = arg;
@@ -311,13 +323,7 @@ static void *hub_main(void *arg)
         until.tv_sec += until.tv_nsec / 1000000000L;
         until.tv_nsec %= 1000000000L;
         pthread_cond_timedwait(&s->hub_wake, &s->hub_lock, &until);
-        for (stream *st = s->waiting; st != NULL;) {
-            stream *next = st->next;
-            st->next = NULL;
-            MHD_resume_connection(st->conn);
-            st = next;
-        }
-        s->waiting = NULL;
+        wake_parked(s);
     }
     pthread_mutex_unlock(&s->hub_lock);
     return NULL;
@@ -714,13 +720,7 @@ void tdm_server_stop(tdm_server *s)
     /* Live streams end at their next look; the hub wakes the parked ones for it. */
     pthread_mutex_lock(&s->hub_lock);
     s->stopping = 1;
-    for (stream *st = s->waiting; st != NULL;) {
-        stream *next = st->next;
-        st->next = NULL;
-        MHD_resume_connection(st->conn);
-        st = next;
-    }
-    s->waiting = NULL;
+    wake_parked(s);
     pthread_cond_signal(&s->hub_wake);
     pthread_mutex_unlock(&s->hub_lock);
     if (s->hub_running)
