@@ -65,6 +65,9 @@ typedef struct tdm_step_info {
                                    confirm a person's answer */
     double second_look;         /* a person's answer that contradicts an AI proposal of at
                                    least this confidence needs a second person; 0: never */
+    int refit;                  /* 1 (refit: auto, the default): the model is fitted again
+                                   from everything people taught it as their answers
+                                   accumulate (src/core/learning.c); 0: online learning only */
 } tdm_step_info;
 
 /*

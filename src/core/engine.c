@@ -131,6 +131,13 @@ static void step_model_unref(step_model *sm)
         step_model_free(sm);
 }
 
+void tdm__step_model_put(tdm_engine *e, step_model *sm)
+{
+    pthread_mutex_lock(&e->lock);
+    step_model_unref(sm);
+    pthread_mutex_unlock(&e->lock);
+}
+
 static void proc_free(proc_state *ps)
 {
     if (ps == NULL)
@@ -404,6 +411,8 @@ int tdm_engine_open(const tdm_engine_opts *opts, tdm_engine **out, tdm_error *er
     }
     if (rc == 0) /* the database is there now: the counter file takes its permissions */
         rc = tdm__token_cache_open(e);
+    if (rc == 0 && !e->read_only)
+        rc = tdm__refits_open(e);
     if (rc == 0)
         rc = load_processes(e, err);
     /* Bring trained models into memory now rather than on the first request that needs one
@@ -430,6 +439,7 @@ void tdm_engine_close(tdm_engine *e)
     if (e == NULL)
         return;
     tdm_engine_webhooks_stop(e); /* it writes through the writer: stopped first */
+    tdm__refits_close(e);        /* so does a refit */
     if (e->writer != NULL) {
         snapshot_all(e);
         tdm__writer_stop(e->writer);
@@ -596,14 +606,15 @@ static json_t *proc_summary(proc_state *ps)
                                   "paused", sm->paused, "pause_reason", sm->pause_reason);
         pthread_rwlock_unlock(&sm->lock);
         json_t *step = json_pack(
-            "{s:s, s:s, s:s, s:o, s:s, s:o, s:o, s:{s:f, s:f, s:f, s:o, s:o, s:o}, s:s, s:f, s:o, "
-            "s:i}",
+            "{s:s, s:s, s:s, s:o, s:s, s:o, s:o, s:o, s:{s:f, s:f, s:f, s:o, s:o, s:o}, s:s, s:f, "
+            "s:o, s:i}",
             "id", si->id, "allocation", tdm_allocation_name(si->allocation), "owner", si->owner,
             "inputs", inputs, "output", si->output, "labels",
             si->n_labels ? string_list(si->labels, si->n_labels) : json_null(), "model",
-            si->model ? json_string(si->model) : json_null(), "guardrails", "max_error",
-            si->max_error, "confidence", si->confidence, "audit_sample", si->audit_sample,
-            "review_when", string_list(si->rules, si->n_rules), "four_eyes",
+            si->model ? json_string(si->model) : json_null(), "refit",
+            si->model ? json_string(si->refit ? "auto" : "off") : json_null(), "guardrails",
+            "max_error", si->max_error, "confidence", si->confidence, "audit_sample",
+            si->audit_sample, "review_when", string_list(si->rules, si->n_rules), "four_eyes",
             si->four_eyes ? json_string(si->four_eyes) : json_null(), "second_look",
             si->second_look > 0 ? json_real(si->second_look) : json_null(), "queue", si->queue,
             "sla_minutes", si->sla_minutes, "escalation_queue",

@@ -62,6 +62,9 @@ typedef struct step_model {
     int paused;        /* automation pulled back */
     char pause_reason[256];
     uint64_t checks_since; /* human checks since the threshold was computed */
+    uint64_t fit_version;  /* the version of the last batch fit (train or refit); or since - 1 */
+    uint64_t fit_examples; /* how many examples that fit learned from */
+    int refit_queued;      /* a refit of this step is waiting or running */
 } step_model;
 
 typedef struct proc_state {
@@ -96,6 +99,10 @@ struct tdm_engine {
     double route_fixed;
     struct tdm__webhooks *webhooks;  /* subscriptions and the delivery thread (webhooks.c) */
     struct tdm__token_cache *tokens; /* principals of recent tokens (tokens.c); may be NULL */
+    struct tdm__refits *refits;      /* steps waiting for a refit, and its thread (learning.c) */
+    int refit_inline; /* run refits in the call whose answer made them due, not on the refit
+                         thread: a simulation sets it, before the first item, to be
+                         deterministic */
 };
 
 /* ---- token cache (tokens.c) ---------------------------------------------------------------- */
@@ -112,6 +119,16 @@ void tdm__token_cache_close(tdm_engine *e);
 #define TDM__ITEM_MAX_FIELDS 256
 #define TDM__ITEM_MAX_NAME   200
 #define TDM__ITEM_MAX_VALUE  (256 * 1024)
+
+/* ---- refits (learning.c) ------------------------------------------------------------------ */
+
+/* Sets up e->refits (the thread starts at the first refit due). Returns 0 or TDM_ENOMEM. */
+int tdm__refits_open(tdm_engine *e);
+/* Stops the refit thread (a refit under way finishes first) and drops what still waits. */
+void tdm__refits_close(tdm_engine *e);
+/* With e->refit_inline, runs the refits that came due in this thread; otherwise nothing.
+ * Called by the public calls that teach a model, after their commit. */
+void tdm__refits_inline(tdm_engine *e);
 
 /* ---- writer (writer.c) -------------------------------------------------------------------- */
 
@@ -185,6 +202,8 @@ void tdm__proc_put(tdm_engine *e, proc_state *ps);
 /* Every process, each with a reference taken (*n of them); NULL when out of memory. Give
  * them back with tdm__proc_put_all(). */
 proc_state **tdm__proc_all(tdm_engine *e, size_t *n);
+/* Drops a reference to a step's model taken under engine->lock (sm->refs++). */
+void tdm__step_model_put(tdm_engine *e, step_model *sm);
 void tdm__proc_put_all(tdm_engine *e, proc_state **refs, size_t n);
 
 /* A fresh id: prefix, 12 hex digits of the time in ms, 12 of randomness ("dec_0194f..."). */

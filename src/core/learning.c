@@ -98,7 +98,21 @@
 /* The live checks a recomputation reads, in units of tdm_risk_start_items() (see the notes). */
 #define TDM__LIVE_WINDOW_STARTS 8
 
+/* A step's first refit comes after this many answers; later ones when the answers since the
+ * last fit reach half of what that fit learned from (see NOTES ON REFITS). */
+#define TDM__REFIT_FIRST 1000
+
 void tdm__snapshot_later(tdm_engine *e, step_model *sm);
+
+static void refit_later(tdm_engine *e, step_model *sm);
+
+/* Whether sm has learned enough online since its last fit to be fitted again; under its lock. */
+static int refit_due(const step_model *sm)
+{
+    uint64_t need =
+        sm->fit_examples / 2 > TDM__REFIT_FIRST ? sm->fit_examples / 2 : TDM__REFIT_FIRST;
+    return sm->version > sm->fit_version && sm->version - sm->fit_version >= need;
+}
 
 /* ------------------------------------------------------------------------------------------ */
 /* Item values                                                                                */
@@ -159,7 +173,8 @@ static int replay(const tdm_step_info *info, tdm_model *m, const char *fields_js
     return rc;
 }
 
-static const tdm_step_info *find_step(tdm_engine *e, step_model *sm, proc_state **ps_out)
+static const tdm_step_info *find_step(tdm_engine *e, step_model *sm, proc_state **ps_out,
+                                      size_t *index)
 {
     proc_state *ps;
     if (tdm__proc_get(e, sm->process, &ps, NULL) != 0)
@@ -170,6 +185,8 @@ static const tdm_step_info *find_step(tdm_engine *e, step_model *sm, proc_state 
         return NULL;
     }
     *ps_out = ps;
+    if (index != NULL)
+        *index = i;
     return tdm_process_step(ps->p, i);
 }
 
@@ -188,7 +205,7 @@ static int load_model(tdm_engine *e, step_model *sm, const tdm_step_info *info, 
                          "SELECT model_version, model_since FROM steps WHERE process = ? AND "
                          "step = ?",
                          &st, err);
-    uint64_t current = 0, since = sm->since;
+    uint64_t current = 0, since = sm->since, fit_version = 0, fit_examples = 0;
     if (rc == 0) {
         sqlite3_bind_text(st, 1, sm->process, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, sm->step, -1, SQLITE_STATIC);
@@ -218,6 +235,33 @@ static int load_model(tdm_engine *e, step_model *sm, const tdm_step_info *info, 
                 rc = tdm_model_deserialize(sqlite3_column_blob(st, 1),
                                            (size_t)sqlite3_column_bytes(st, 1), name, &m, err);
                 sm->snapshot = at;
+            }
+            sqlite3_finalize(st);
+            st = NULL;
+        }
+        if (rc == 0)
+            rc = tdm__db_prepare(db,
+                                 "SELECT f.version, (SELECT count(*) FROM examples WHERE "
+                                 "process = ?1 AND step = ?2 AND version = (SELECT "
+                                 "coalesce(max(version), 0) FROM models WHERE process = ?1 AND "
+                                 "step = ?2 AND reason = 'trained' AND version >= ?3 AND version "
+                                 "<= f.version)) + (SELECT count(*) FROM model_updates WHERE "
+                                 "process = ?1 AND step = ?2 AND version >= ?3 AND version < "
+                                 "f.version AND version > (SELECT coalesce(max(version), 0) "
+                                 "FROM models WHERE process = ?1 AND step = ?2 AND reason = "
+                                 "'trained' AND version <= f.version)) FROM models f WHERE "
+                                 "f.process = ?1 AND f.step = ?2 AND f.version >= ?3 AND "
+                                 "f.version <= ?4 AND f.reason IN ('trained', 'refit') ORDER BY "
+                                 "f.version DESC LIMIT 1",
+                                 &st, err);
+        if (rc == 0) {
+            sqlite3_bind_text(st, 1, sm->process, -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 2, sm->step, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(st, 3, (sqlite3_int64)since);
+            sqlite3_bind_int64(st, 4, (sqlite3_int64)current);
+            if (sqlite3_step(st) == SQLITE_ROW) {
+                fit_version = (uint64_t)sqlite3_column_int64(st, 0);
+                fit_examples = (uint64_t)sqlite3_column_int64(st, 1);
             }
             sqlite3_finalize(st);
             st = NULL;
@@ -257,6 +301,8 @@ static int load_model(tdm_engine *e, step_model *sm, const tdm_step_info *info, 
     sm->model = m;
     sm->version = m ? at : 0;
     sm->since = since;
+    sm->fit_version = fit_version > 0 ? fit_version : since - 1;
+    sm->fit_examples = fit_examples;
     sm->loaded = 1;
     return 0;
 }
@@ -269,7 +315,7 @@ int tdm__model_ensure(tdm_engine *e, step_model *sm, tdm_error *err)
     if (loaded)
         return 0;
     proc_state *ps = NULL;
-    const tdm_step_info *info = find_step(e, sm, &ps);
+    const tdm_step_info *info = find_step(e, sm, &ps, NULL);
     if (info == NULL)
         return tdm__error(err, TDM_ENOTFOUND, "step %s/%s is gone", sm->process, sm->step);
     pthread_rwlock_wrlock(&sm->lock);
@@ -311,7 +357,7 @@ static void update_apply(tdm__tx *tx, void *arg)
     update_fx *u = arg;
     step_model *sm = u->sm;
     const tdm_step_info *info = tdm_process_step(u->ps->p, u->step);
-    int snapshot = 0;
+    int snapshot = 0, refit = 0;
     pthread_rwlock_wrlock(&sm->lock);
     if (sm->loaded) {
         if (u->version == sm->version + 1) {
@@ -323,6 +369,12 @@ static void update_apply(tdm__tx *tx, void *arg)
                 tdm_model_update(sm->model, iv.v, u->label, u->weight, NULL) == 0) {
                 sm->version = u->version;
                 snapshot = sm->version - sm->snapshot >= TDM__SNAPSHOT_EVERY;
+                /* Where every item goes to a person (a simulation's all-human strategy)
+                 * nothing reads the model's quality: no refit spends the time. */
+                refit = info->refit && !sm->refit_queued && refit_due(sm) &&
+                        tx->e->route_mode != TDM__ROUTE_ALL_HUMAN;
+                if (refit)
+                    sm->refit_queued = 1;
             } else {
                 sm->loaded = 0; /* reload from the store next time */
             }
@@ -333,6 +385,8 @@ static void update_apply(tdm__tx *tx, void *arg)
     pthread_rwlock_unlock(&sm->lock);
     if (snapshot)
         tdm__snapshot_later(tx->e, sm);
+    if (refit)
+        refit_later(tx->e, sm);
     tdm__proc_put(tx->e, u->ps);
     u->ps = NULL;
 }
@@ -888,6 +942,15 @@ typedef struct trained {
     size_t n_keep;
 } trained;
 
+static void trained_release(trained *t)
+{
+    tdm_model_free(t->model);
+    tdm_free(t->blob);
+    tdm_train_report_release(&t->rep);
+    free(t->keep);
+    *t = (trained){0};
+}
+
 /* A rule lookup over one row of the training table: a cell that reads as a number is a
  * number, otherwise a string; an empty or missing cell is missing. */
 typedef struct row_ctx {
@@ -975,25 +1038,73 @@ static int filter_checks(const tdm_process *p, size_t step, const tdm_table *tab
     return rc;
 }
 
-typedef struct train_ctx {
-    proc_state *ps;
-    const char *actor;
-    trained *t;
-    size_t n;
-} train_ctx;
+/* The inputs of one training row as the JSON an online update logs (model_updates.fields):
+ * each input's cell as text, empty cells left out, as the model reads them. */
+static char *row_fields(const tdm_step_info *info, const tdm_table *table, size_t row)
+{
+    json_t *o = json_object();
+    for (size_t f = 0; o != NULL && f < info->n_inputs; f++) {
+        size_t col, len;
+        if (tdm_table_column_index(table, info->inputs[f].name, &col) != 0)
+            continue;
+        const char *cell = tdm_table_cell(table, row, col, &len);
+        if (cell != NULL && len > 0)
+            json_object_set_new(o, info->inputs[f].name, json_stringn(cell, len));
+    }
+    char *text = o != NULL ? json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(o);
+    return text;
+}
 
-typedef struct train_fx {
+/* Keeps the labelled rows a batch fit learned from, for the refits after it. */
+static int store_examples(tdm__tx *tx, const char *process, const tdm_step_info *info,
+                          uint64_t version, const tdm_table *table, tdm_error *err)
+{
+    size_t col;
+    if (tdm_table_column_index(table, info->output, &col) != 0)
+        return 0;
+    sqlite3_stmt *st = tdm__stmt(tx->stmts,
+                                 "INSERT INTO examples (process, step, version, row, fields, "
+                                 "label) VALUES (?, ?, ?, ?, ?, ?)",
+                                 err);
+    if (st == NULL)
+        return err->code;
+    for (size_t r = 0; r < tdm_table_row_count(table); r++) {
+        size_t len;
+        const char *label = tdm_table_cell(table, r, col, &len);
+        if (label == NULL || len == 0)
+            continue;
+        char *fields = row_fields(info, table, r);
+        if (fields == NULL)
+            return tdm__error_code(err, TDM_ENOMEM);
+        sqlite3_bind_text(st, 1, process, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, info->id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, (sqlite3_int64)version);
+        sqlite3_bind_int64(st, 4, (sqlite3_int64)r);
+        sqlite3_bind_text(st, 5, fields, -1, free);
+        sqlite3_bind_text(st, 6, label, (int)len, SQLITE_TRANSIENT);
+        int rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (rc != SQLITE_DONE)
+            return tdm__db_error(tx->db, rc, err, "keeping the training examples");
+    }
+    return 0;
+}
+
+typedef struct fit_fx {
     step_model *sm;
     tdm_model *model;
     uint64_t version;
+    uint64_t examples;
     int found;
     double threshold;
-} train_fx;
+    int keep_pause; /* a refit: automation stays paused if it was */
+} fit_fx;
 
-static void train_apply(tdm__tx *tx, void *arg)
+static void fit_apply(tdm__tx *tx, void *arg)
 {
     (void)tx;
-    train_fx *f = arg;
+    fit_fx *f = arg;
     step_model *sm = f->sm;
     pthread_rwlock_wrlock(&sm->lock);
     tdm_model_free(sm->model);
@@ -1001,119 +1112,178 @@ static void train_apply(tdm__tx *tx, void *arg)
     f->model = NULL;
     sm->version = f->version;
     sm->snapshot = f->version;
+    sm->fit_version = f->version;
+    sm->fit_examples = f->examples;
     sm->loaded = 1;
     sm->found = f->found;
     sm->threshold = f->found ? f->threshold : INFINITY;
-    sm->paused = 0;
-    sm->pause_reason[0] = '\0';
+    if (!f->keep_pause) {
+        sm->paused = 0;
+        sm->pause_reason[0] = '\0';
+    }
     sm->checks_since = 0;
     pthread_rwlock_unlock(&sm->lock);
 }
 
-static void train_drop(void *arg)
+static void fit_drop(void *arg)
 {
-    train_fx *f = arg;
+    fit_fx *f = arg;
     tdm_model_free(f->model);
     free(f);
 }
 
+/*
+ * Stores a batch fit of one step as its new model version, in the running transaction: the
+ * model with its snapshot, the threshold its cross-fitted scores certify, those scores as the
+ * step's checks (replacing the old ones, which describe another model), the training rows
+ * when `table` is given (a `tandem train`; a refit's rows are already kept), and an audit
+ * entry. A train resumes a paused step; a refit (`refit` set) leaves the pause as it is.
+ * `rows`: how many examples the model has learned from (what the refit schedule counts).
+ * The model moves into an effect that swaps it in after the commit.
+ */
+static int commit_fit(tdm__tx *tx, proc_state *ps, trained *t, const char *actor,
+                      const tdm_table *table, int refit, uint64_t rows, tdm_error *err)
+{
+    const char *process = tdm_process_name(ps->p);
+    const tdm_step_info *info = tdm_process_step(ps->p, t->step);
+    sqlite3_stmt *st = tdm__stmt(tx->stmts,
+                                 "SELECT max(coalesce((SELECT max(version) FROM models WHERE "
+                                 "process = ?1 AND step = ?2), 0) + 1, (SELECT model_since "
+                                 "FROM steps WHERE process = ?1 AND step = ?2))",
+                                 err);
+    if (st == NULL)
+        return err->code;
+    sqlite3_bind_text(st, 1, process, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, info->id, -1, SQLITE_STATIC);
+    t->version = sqlite3_step(st) == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(st, 0) : 1;
+    sqlite3_reset(st);
+    uint64_t online;
+    uint64_t seen = tdm_model_examples_seen(t->model, &online);
+    st = tdm__stmt(tx->stmts,
+                   "INSERT INTO models (process, step, version, created_at, reason, "
+                   "examples_seen, online_updates, n_labels, snapshot) VALUES (?, ?, ?, ?, ?, ?, "
+                   "0, ?, ?)",
+                   err);
+    if (st == NULL)
+        return err->code;
+    sqlite3_bind_text(st, 1, process, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, info->id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)t->version);
+    sqlite3_bind_int64(st, 4, tx->now);
+    sqlite3_bind_text(st, 5, refit ? "refit" : "trained", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 6, (sqlite3_int64)seen);
+    sqlite3_bind_int64(st, 7, (sqlite3_int64)tdm_model_label_count(t->model));
+    sqlite3_bind_blob64(st, 8, t->blob, t->blob_len, SQLITE_STATIC);
+    if (sqlite3_step(st) != SQLITE_DONE)
+        return tdm__db_error(tx->db, sqlite3_errcode(tx->db), err, "storing a model");
+    const tdm_risk_result *r = &t->rep.risk;
+    st = tdm__stmt(tx->stmts,
+                   "UPDATE steps SET model_version = ?1, threshold = ?2, threshold_n = ?3, "
+                   "threshold_errors = ?4, threshold_bound = ?5, threshold_at = ?6, audit_since "
+                   "= ?6, paused = CASE WHEN ?9 THEN paused ELSE 0 END, pause_reason = CASE "
+                   "WHEN ?9 THEN pause_reason END, checks_since = 0 WHERE process = ?7 AND step "
+                   "= ?8",
+                   err);
+    if (st == NULL)
+        return err->code;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)t->version);
+    if (r->found)
+        sqlite3_bind_double(st, 2, r->threshold);
+    else
+        sqlite3_bind_null(st, 2);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)r->n_above);
+    sqlite3_bind_int64(st, 4, (sqlite3_int64)r->errors);
+    sqlite3_bind_double(st, 5, r->error_bound);
+    sqlite3_bind_int64(st, 6, tx->now);
+    sqlite3_bind_text(st, 7, process, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 8, info->id, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 9, refit);
+    if (sqlite3_step(st) != SQLITE_DONE)
+        return tdm__db_error(tx->db, sqlite3_errcode(tx->db), err, "updating a step");
+    /* The new model's own cross-fitted scores replace the old checks. */
+    st = tdm__stmt(tx->stmts, "DELETE FROM checks WHERE process = ? AND step = ?", err);
+    if (st == NULL)
+        return err->code;
+    sqlite3_bind_text(st, 1, process, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, info->id, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) != SQLITE_DONE)
+        return tdm__db_error(tx->db, sqlite3_errcode(tx->db), err, "clearing checks");
+    for (size_t k = 0; k < t->n_keep; k++) {
+        size_t at = t->keep[k];
+        int rc = insert_check(tx, process, info->id, t->rep.oof_confidence[at],
+                              t->rep.oof_correct[at], 1.0, "crossfit", t->version, err);
+        if (rc != 0)
+            return rc;
+    }
+    int rc = table != NULL ? store_examples(tx, process, info, t->version, table, err) : 0;
+    if (rc != 0)
+        return rc;
+    char subject[260];
+    snprintf(subject, sizeof subject, "%s/%s", process, info->id);
+    rc = tdm__tx_audit(tx, actor, refit ? "model.refit" : "model.trained", subject,
+                       json_pack("{s:I, s:I, s:I, s:o, s:f, s:f, s:f}", "model_version",
+                                 (json_int_t)t->version, "n_train", (json_int_t)t->rep.n_train,
+                                 "n_classes", (json_int_t)t->rep.n_classes, "threshold",
+                                 r->found ? json_real(r->threshold) : json_null(), "oof_accuracy",
+                                 t->rep.oof_accuracy, "max_error", info->max_error, "confidence",
+                                 info->confidence),
+                       err);
+    if (rc != 0)
+        return rc;
+    fit_fx *f = calloc(1, sizeof *f);
+    if (f == NULL)
+        return tdm__error_code(err, TDM_ENOMEM);
+    /* The model moves into the effect; if the commit fails the effect frees it. */
+    *f = (fit_fx){ps->steps[t->step], t->model, t->version, rows, r->found, r->threshold, refit};
+    t->model = NULL;
+    return tdm__tx_effect(tx, fit_apply, fit_drop, f);
+}
+
+typedef struct train_ctx {
+    proc_state *ps;
+    const char *actor;
+    const tdm_table *table;
+    trained *t;
+    size_t n;
+} train_ctx;
+
 static int train_run(tdm__tx *tx, tdm__job *job, tdm_error *err)
 {
     train_ctx *c = job->ctx;
-    const char *process = tdm_process_name(c->ps->p);
     for (size_t i = 0; i < c->n; i++) {
-        trained *t = &c->t[i];
-        const tdm_step_info *info = tdm_process_step(c->ps->p, t->step);
-        sqlite3_stmt *st = tdm__stmt(tx->stmts,
-                                     "SELECT max(coalesce((SELECT max(version) FROM models WHERE "
-                                     "process = ?1 AND step = ?2), 0) + 1, (SELECT model_since "
-                                     "FROM steps WHERE process = ?1 AND step = ?2))",
-                                     err);
-        if (st == NULL)
-            return err->code;
-        sqlite3_bind_text(st, 1, process, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, info->id, -1, SQLITE_STATIC);
-        t->version = sqlite3_step(st) == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(st, 0) : 1;
-        sqlite3_reset(st);
-        uint64_t online;
-        uint64_t seen = tdm_model_examples_seen(t->model, &online);
-        st = tdm__stmt(tx->stmts,
-                       "INSERT INTO models (process, step, version, created_at, reason, "
-                       "examples_seen, online_updates, n_labels, snapshot) VALUES (?, ?, ?, ?, "
-                       "'trained', ?, 0, ?, ?)",
-                       err);
-        if (st == NULL)
-            return err->code;
-        sqlite3_bind_text(st, 1, process, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, info->id, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 3, (sqlite3_int64)t->version);
-        sqlite3_bind_int64(st, 4, tx->now);
-        sqlite3_bind_int64(st, 5, (sqlite3_int64)seen);
-        sqlite3_bind_int64(st, 6, (sqlite3_int64)tdm_model_label_count(t->model));
-        sqlite3_bind_blob64(st, 7, t->blob, t->blob_len, SQLITE_STATIC);
-        if (sqlite3_step(st) != SQLITE_DONE)
-            return tdm__db_error(tx->db, sqlite3_errcode(tx->db), err, "storing a model");
-        const tdm_risk_result *r = &t->rep.risk;
-        st = tdm__stmt(tx->stmts,
-                       "UPDATE steps SET model_version = ?, threshold = ?, threshold_n = ?, "
-                       "threshold_errors = ?, threshold_bound = ?, threshold_at = ?, audit_since "
-                       "= ?, paused = 0, pause_reason = NULL, checks_since = 0 WHERE process = ? "
-                       "AND step = ?",
-                       err);
-        if (st == NULL)
-            return err->code;
-        sqlite3_bind_int64(st, 1, (sqlite3_int64)t->version);
-        if (r->found)
-            sqlite3_bind_double(st, 2, r->threshold);
-        else
-            sqlite3_bind_null(st, 2);
-        sqlite3_bind_int64(st, 3, (sqlite3_int64)r->n_above);
-        sqlite3_bind_int64(st, 4, (sqlite3_int64)r->errors);
-        sqlite3_bind_double(st, 5, r->error_bound);
-        sqlite3_bind_int64(st, 6, tx->now);
-        sqlite3_bind_int64(st, 7, tx->now);
-        sqlite3_bind_text(st, 8, process, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 9, info->id, -1, SQLITE_STATIC);
-        if (sqlite3_step(st) != SQLITE_DONE)
-            return tdm__db_error(tx->db, sqlite3_errcode(tx->db), err, "updating a step");
-        /* The new model's own cross-fitted scores replace the old checks. */
-        st = tdm__stmt(tx->stmts, "DELETE FROM checks WHERE process = ? AND step = ?", err);
-        if (st == NULL)
-            return err->code;
-        sqlite3_bind_text(st, 1, process, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, info->id, -1, SQLITE_STATIC);
-        if (sqlite3_step(st) != SQLITE_DONE)
-            return tdm__db_error(tx->db, sqlite3_errcode(tx->db), err, "clearing checks");
-        for (size_t k = 0; k < t->n_keep; k++) {
-            size_t at = t->keep[k];
-            int rc = insert_check(tx, process, info->id, t->rep.oof_confidence[at],
-                                  t->rep.oof_correct[at], 1.0, "crossfit", t->version, err);
-            if (rc != 0)
-                return rc;
-        }
-        char subject[260];
-        snprintf(subject, sizeof subject, "%s/%s", process, info->id);
-        int rc =
-            tdm__tx_audit(tx, c->actor, "model.trained", subject,
-                          json_pack("{s:I, s:I, s:I, s:o, s:f, s:f, s:f}", "model_version",
-                                    (json_int_t)t->version, "n_train", (json_int_t)t->rep.n_train,
-                                    "n_classes", (json_int_t)t->rep.n_classes, "threshold",
-                                    r->found ? json_real(r->threshold) : json_null(),
-                                    "oof_accuracy", t->rep.oof_accuracy, "max_error",
-                                    info->max_error, "confidence", info->confidence),
-                          err);
+        int rc = commit_fit(tx, c->ps, &c->t[i], c->actor, c->table, 0, c->t[i].rep.n_train, err);
         if (rc != 0)
-            return rc;
-        train_fx *f = calloc(1, sizeof *f);
-        if (f == NULL)
-            return tdm__error_code(err, TDM_ENOMEM);
-        /* The model moves into the effect; if the commit fails the effect frees it. */
-        *f = (train_fx){c->ps->steps[t->step], t->model, t->version, r->found, r->threshold};
-        t->model = NULL;
-        if ((rc = tdm__tx_effect(tx, train_apply, train_drop, f)) != 0)
             return rc;
     }
     return 0;
+}
+
+/* Fits step `index` of ps on `table` into *t: the model, its cross-fitted report, the rows
+ * that are checks, the model serialized. On failure *t holds nothing. */
+static int fit_step(proc_state *ps, size_t index, const tdm_table *table, trained *t,
+                    tdm_error *err)
+{
+    const tdm_step_info *info = tdm_process_step(ps->p, index);
+    tdm_train_opts o;
+    tdm_train_opts_init(&o);
+    o.target_error = info->max_error;
+    o.delta = 1 - info->confidence;
+    o.keep_scores = 1;
+    *t = (trained){0};
+    t->step = index;
+    int rc = tdm_model_train(table, info->output, info->inputs, info->n_inputs, &o, &t->model,
+                             &t->rep, err);
+    if (rc == 0) {
+        int s = filter_checks(ps->p, index, table, info->output, t, info->max_error,
+                              1 - info->confidence);
+        if (s == 0)
+            s = tdm_model_serialize(t->model, &t->blob, &t->blob_len);
+        if (s != 0)
+            rc = tdm__error_code(err, s);
+    }
+    if (rc != 0)
+        trained_release(t);
+    return rc;
 }
 
 static int has_column(const tdm_table *t, const char *name)
@@ -1184,33 +1354,14 @@ int tdm_engine_train(tdm_engine *e, const char *process, const char *data, size_
         }
         if (rc != 0)
             break;
-        tdm_train_opts o;
-        tdm_train_opts_init(&o);
-        o.target_error = info->max_error;
-        o.delta = 1 - info->confidence;
-        o.keep_scores = 1;
-        t[n].step = i;
-        rc = tdm_model_train(table, info->output, info->inputs, info->n_inputs, &o, &t[n].model,
-                             &t[n].rep, err);
-        if (rc == 0) {
-            int s = filter_checks(ps->p, i, table, info->output, &t[n], info->max_error,
-                                  1 - info->confidence);
-            if (s == 0)
-                s = tdm_model_serialize(t[n].model, &t[n].blob, &t[n].blob_len);
-            if (s != 0)
-                rc = tdm__error_code(err, s);
-        }
+        rc = fit_step(ps, i, table, &t[n], err);
         if (rc != 0) {
             if (err->field[0] == '\0')
                 snprintf(err->field, sizeof err->field, "%s", info->output);
-            tdm_model_free(t[n].model);
-            tdm_train_report_release(&t[n].rep);
-            free(t[n].keep);
             break;
         }
         n++;
     }
-    tdm_table_free(table);
     if (rc == 0 && n == 0) {
         char *names = json_dumps(wanted, JSON_COMPACT);
         rc = tdm__error_field(err, TDM_EINVAL, "data",
@@ -1222,7 +1373,7 @@ int tdm_engine_train(tdm_engine *e, const char *process, const char *data, size_
     json_decref(wanted);
     json_t *steps = json_array();
     if (rc == 0) {
-        train_ctx c = {ps, actor, t, n};
+        train_ctx c = {ps, actor, table, t, n};
         tdm__job job = {0};
         job.run = train_run;
         job.ctx = &c;
@@ -1240,12 +1391,9 @@ int tdm_engine_train(tdm_engine *e, const char *process, const char *data, size_
                           "oof_accuracy", t[i].rep.oof_accuracy, "seconds", t[i].rep.seconds));
         }
     }
-    for (size_t i = 0; i < n; i++) {
-        tdm_model_free(t[i].model);
-        tdm_free(t[i].blob);
-        tdm_train_report_release(&t[i].rep);
-        free(t[i].keep);
-    }
+    tdm_table_free(table);
+    for (size_t i = 0; i < n; i++)
+        trained_release(&t[i]);
     free(t);
     tdm__proc_put(e, ps);
     if (rc != 0) {
@@ -1254,4 +1402,362 @@ int tdm_engine_train(tdm_engine *e, const char *process, const char *data, size_
     }
     return tdm__answer(json_pack("{s:s, s:o}", "process", process, "steps", steps), json, NULL,
                        err);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Refits                                                                                     */
+/* ------------------------------------------------------------------------------------------ */
+
+/*
+ * NOTES ON REFITS
+ *
+ * Online learning takes one small step per answer, and a model that has only ever learned
+ * that way stays well behind a batch fit of the same answers: on Banking77, a step that
+ * starts from nothing has certified next to nothing after 10,000 answers, while a batch fit
+ * of them certifies more than half of the items. A batch fit also brings what online
+ * learning cannot: cross-fitted scores, the strongest evidence a certificate can rest on.
+ * So a step with `refit: auto` (the default) is fitted again, as `tandem train` would fit
+ * it, from everything it has learned: the rows of its last `tandem train` (kept in
+ * `examples`) and every answer after them (`model_updates`). The first refit comes after
+ * TDM__REFIT_FIRST answers, each later one when the answers since the last fit reach half of
+ * what that fit learned from. Each fit then has at least 1.5 times the data of the one before,
+ * so all the refits of a step together cost at most three fits of all its data.
+ *
+ * The refit runs off the hot path: on the refit thread (or, in a simulation, in the call
+ * that made it due), reading the examples on a reader connection and fitting without any
+ * lock, so answers keep arriving. Its commit, on the writer, first replays onto the new model
+ * the answers that arrived during the fit (updates are deterministic), so nothing taught is
+ * lost, then stores it as the step's next version, with its cross-fitted checks in place of
+ * the old ones, exactly as a train does.
+ *
+ * When it is adopted. A step with a certified threshold keeps its model unless the refit
+ * certifies one of its own: a refit never takes automation away by failing to certify on
+ * data the model in force was already certified for. A step without one takes the refit
+ * whatever it certifies, since its checks then describe the better model. A refit never
+ * resumes a paused step (that is the owner's call, or a `tandem train`'s). A fit whose
+ * examples are gone (a model trained before the store kept them) is not attempted: it would
+ * forget the training data.
+ */
+
+typedef struct tdm__refits {
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    step_model **queue; /* each holds a reference */
+    size_t n, cap;
+    pthread_t thread;
+    int started, stopping;
+} tdm__refits;
+
+typedef struct refit_ctx {
+    proc_state *ps;
+    trained t;
+    uint64_t seen;  /* the newest version the fit learned from */
+    uint64_t since; /* the step's model_since when the examples were read */
+    int adopted;
+} refit_ctx;
+
+/* Appends one example, as a JSON Lines row of the refit's table, to *buf. */
+static int append_row(const tdm_step_info *info, const char *fields, const char *label, FILE *buf)
+{
+    json_t *o = json_loads(fields, 0, NULL);
+    if (!json_is_object(o)) {
+        json_decref(o);
+        return TDM_ECORRUPT;
+    }
+    json_object_set_new(o, info->output, json_string(label));
+    char *line = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    if (line == NULL)
+        return TDM_ENOMEM;
+    int rc = fputs(line, buf) >= 0 && fputc('\n', buf) != EOF ? 0 : TDM_ENOMEM;
+    free(line);
+    return rc;
+}
+
+/* Reads what the step has learned from since its last `tandem train` into JSON Lines. */
+static int refit_data(tdm_engine *e, step_model *sm, const tdm_step_info *info, refit_ctx *c,
+                      FILE *buf, tdm_error *err)
+{
+    sqlite3 *db;
+    int rc = tdm__reader_get(e, &db, err);
+    if (rc != 0)
+        return rc;
+    sqlite3_stmt *st = NULL;
+    rc = tdm__db_prepare(db,
+                         "SELECT model_version, model_since, (SELECT coalesce(max(version), 0) "
+                         "FROM models WHERE process = ?1 AND step = ?2 AND reason = 'trained' AND "
+                         "version >= steps.model_since) FROM steps WHERE process = ?1 AND step = "
+                         "?2",
+                         &st, err);
+    uint64_t trained_at = 0;
+    if (rc == 0) {
+        sqlite3_bind_text(st, 1, sm->process, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, sm->step, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW) {
+            c->seen = (uint64_t)sqlite3_column_int64(st, 0);
+            c->since = (uint64_t)sqlite3_column_int64(st, 1);
+            trained_at = (uint64_t)sqlite3_column_int64(st, 2);
+        } else {
+            rc = TDM_ENOTFOUND;
+        }
+        sqlite3_finalize(st);
+    }
+    size_t rows = 0;
+    if (rc == 0 && trained_at > 0)
+        rc = tdm__db_prepare(db,
+                             "SELECT fields, label FROM examples WHERE process = ? AND step = ? "
+                             "AND version = ? ORDER BY row",
+                             &st, err);
+    if (rc == 0 && trained_at > 0) {
+        sqlite3_bind_text(st, 1, sm->process, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, sm->step, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, (sqlite3_int64)trained_at);
+        while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
+            rc = append_row(info, (const char *)sqlite3_column_text(st, 0),
+                            (const char *)sqlite3_column_text(st, 1), buf);
+            rows++;
+        }
+        sqlite3_finalize(st);
+        if (rc == 0 && rows == 0)
+            rc = TDM_ENOTFOUND; /* trained before the store kept examples */
+    }
+    if (rc == 0)
+        rc = tdm__db_prepare(db,
+                             "SELECT fields, label FROM model_updates WHERE process = ? AND step "
+                             "= ? AND version > ? AND version >= ? AND version <= ? ORDER BY "
+                             "version",
+                             &st, err);
+    if (rc == 0) {
+        sqlite3_bind_text(st, 1, sm->process, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, sm->step, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, (sqlite3_int64)trained_at);
+        sqlite3_bind_int64(st, 4, (sqlite3_int64)c->since);
+        sqlite3_bind_int64(st, 5, (sqlite3_int64)c->seen);
+        while (rc == 0 && sqlite3_step(st) == SQLITE_ROW)
+            rc = append_row(info, (const char *)sqlite3_column_text(st, 0),
+                            (const char *)sqlite3_column_text(st, 1), buf);
+        sqlite3_finalize(st);
+    }
+    tdm__reader_put(e, db);
+    return rc;
+}
+
+static int refit_run(tdm__tx *tx, tdm__job *job, tdm_error *err)
+{
+    refit_ctx *c = job->ctx;
+    const char *process = tdm_process_name(c->ps->p);
+    const tdm_step_info *info = tdm_process_step(c->ps->p, c->t.step);
+    sqlite3_stmt *st = tdm__stmt(tx->stmts,
+                                 "SELECT model_version, model_since, threshold IS NOT NULL, "
+                                 "(SELECT count(*) FROM models WHERE process = ?1 AND step = ?2 "
+                                 "AND version > ?3 AND reason IN ('trained', 'refit')) FROM steps "
+                                 "WHERE process = ?1 AND step = ?2",
+                                 err);
+    if (st == NULL)
+        return err->code;
+    sqlite3_bind_text(st, 1, process, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, info->id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)c->seen);
+    int row = sqlite3_step(st) == SQLITE_ROW;
+    uint64_t current = row ? (uint64_t)sqlite3_column_int64(st, 0) : 0;
+    uint64_t since = row ? (uint64_t)sqlite3_column_int64(st, 1) : 0;
+    int certified = row && sqlite3_column_int(st, 2);
+    int superseded = !row || since != c->since || sqlite3_column_int64(st, 3) > 0;
+    sqlite3_reset(st);
+    /* A newer fit or a changed step makes this one moot; a certified model stays unless the
+     * refit certifies too (see NOTES ON REFITS), which the trail says. */
+    if (superseded)
+        return 0;
+    if (certified && !c->t.rep.risk.found) {
+        char subject[260];
+        snprintf(subject, sizeof subject, "%s/%s", process, info->id);
+        return tdm__tx_audit(tx, "tandem", "model.refit_declined", subject,
+                             json_pack("{s:I, s:I, s:f, s:s}", "model_version", (json_int_t)current,
+                                       "n_train", (json_int_t)c->t.rep.n_train, "oof_accuracy",
+                                       c->t.rep.oof_accuracy, "why",
+                                       "the refit certifies no threshold and the model in force "
+                                       "has one: the model in force stays"),
+                             err);
+    }
+    /* The answers that came during the fit. */
+    st = tdm__stmt(tx->stmts,
+                   "SELECT fields, label, weight FROM model_updates WHERE process = ? AND step = ? "
+                   "AND version > ? AND version <= ? ORDER BY version",
+                   err);
+    if (st == NULL)
+        return err->code;
+    sqlite3_bind_text(st, 1, process, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, info->id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)c->seen);
+    sqlite3_bind_int64(st, 4, (sqlite3_int64)current);
+    int rc = 0;
+    size_t replayed = 0;
+    while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
+        rc = replay(info, c->t.model, (const char *)sqlite3_column_text(st, 0),
+                    (const char *)sqlite3_column_text(st, 1), sqlite3_column_double(st, 2));
+        replayed++;
+    }
+    sqlite3_reset(st);
+    if (rc == 0 && replayed > 0) {
+        tdm_free(c->t.blob);
+        c->t.blob = NULL;
+        rc = tdm_model_serialize(c->t.model, &c->t.blob, &c->t.blob_len);
+    }
+    if (rc != 0)
+        return tdm__error(err, rc, "refit of %s/%s: cannot replay the answers given meanwhile: %s",
+                          process, info->id, tdm_strerror(rc));
+    rc = commit_fit(tx, c->ps, &c->t, "tandem", NULL, 1, c->t.rep.n_train + replayed, err);
+    if (rc == 0)
+        c->adopted = 1;
+    return rc;
+}
+
+/* Fits sm's step again from what it has learned, and commits the fit if it is adopted. */
+static void refit_step(tdm_engine *e, step_model *sm)
+{
+    proc_state *ps = NULL;
+    size_t index = 0;
+    const tdm_step_info *info = find_step(e, sm, &ps, &index);
+    refit_ctx c = {0};
+    tdm_error err;
+    tdm__error_clear(&err);
+    int rc = info != NULL ? 0 : TDM_ENOTFOUND;
+    char *data = NULL;
+    size_t len = 0;
+    FILE *buf = rc == 0 ? open_memstream(&data, &len) : NULL;
+    if (rc == 0 && buf == NULL)
+        rc = TDM_ENOMEM;
+    if (rc == 0)
+        rc = refit_data(e, sm, info, &c, buf, &err);
+    if (buf != NULL && fclose(buf) != 0 && rc == 0)
+        rc = TDM_ENOMEM;
+    tdm_table *table = NULL;
+    if (rc == 0)
+        rc = tdm_table_read_buffer(data, len, TDM_FORMAT_JSONL, "refit", NULL, &table, &err);
+    free(data);
+    if (rc == 0) {
+        c.ps = ps;
+        rc = fit_step(ps, index, table, &c.t, &err);
+    }
+    tdm_table_free(table);
+    if (rc == 0) {
+        tdm__job job = {0};
+        job.run = refit_run;
+        job.ctx = &c;
+        rc = tdm__writer_run(e->writer, &job, &err);
+    }
+    /* Not adopted, or failed: wait for as many answers again before the next try. */
+    pthread_rwlock_wrlock(&sm->lock);
+    sm->refit_queued = 0;
+    if (!c.adopted && c.seen > sm->fit_version) {
+        sm->fit_version = c.seen;
+        sm->fit_examples = c.t.rep.n_train;
+    }
+    pthread_rwlock_unlock(&sm->lock);
+    trained_release(&c.t);
+    if (ps != NULL)
+        tdm__proc_put(e, ps);
+}
+
+static void *refit_main(void *arg)
+{
+    tdm_engine *e = arg;
+    tdm__refits *r = e->refits;
+    pthread_mutex_lock(&r->lock);
+    for (;;) {
+        while (r->n == 0 && !r->stopping)
+            pthread_cond_wait(&r->wake, &r->lock);
+        if (r->stopping)
+            break;
+        step_model *sm = r->queue[0];
+        memmove(r->queue, r->queue + 1, --r->n * sizeof *r->queue);
+        pthread_mutex_unlock(&r->lock);
+        refit_step(e, sm);
+        tdm__step_model_put(e, sm);
+        pthread_mutex_lock(&r->lock);
+    }
+    pthread_mutex_unlock(&r->lock);
+    return NULL;
+}
+
+/* Queues a refit of sm (from the writer thread, after the answer that made it due). */
+static void refit_later(tdm_engine *e, step_model *sm)
+{
+    tdm__refits *r = e->refits;
+    pthread_mutex_lock(&r->lock);
+    int ok = !r->stopping;
+    if (ok && r->n == r->cap) {
+        size_t cap = r->cap ? 2 * r->cap : 8;
+        step_model **q = realloc(r->queue, cap * sizeof *q);
+        ok = q != NULL;
+        if (ok) {
+            r->queue = q;
+            r->cap = cap;
+        }
+    }
+    if (ok && !e->refit_inline && !r->started) {
+        r->started = pthread_create(&r->thread, NULL, refit_main, e) == 0;
+        ok = r->started;
+    }
+    if (ok) {
+        pthread_mutex_lock(&e->lock);
+        sm->refs++;
+        pthread_mutex_unlock(&e->lock);
+        r->queue[r->n++] = sm;
+        pthread_cond_signal(&r->wake);
+    }
+    pthread_mutex_unlock(&r->lock);
+    if (!ok) { /* try again at the next answer */
+        pthread_rwlock_wrlock(&sm->lock);
+        sm->refit_queued = 0;
+        pthread_rwlock_unlock(&sm->lock);
+    }
+}
+
+void tdm__refits_inline(tdm_engine *e)
+{
+    tdm__refits *r = e->refits;
+    if (r == NULL || !e->refit_inline)
+        return;
+    pthread_mutex_lock(&r->lock);
+    while (r->n > 0) {
+        step_model *sm = r->queue[0];
+        memmove(r->queue, r->queue + 1, --r->n * sizeof *r->queue);
+        pthread_mutex_unlock(&r->lock);
+        refit_step(e, sm);
+        tdm__step_model_put(e, sm);
+        pthread_mutex_lock(&r->lock);
+    }
+    pthread_mutex_unlock(&r->lock);
+}
+
+int tdm__refits_open(tdm_engine *e)
+{
+    tdm__refits *r = calloc(1, sizeof *r);
+    if (r == NULL)
+        return TDM_ENOMEM;
+    pthread_mutex_init(&r->lock, NULL);
+    pthread_cond_init(&r->wake, NULL);
+    e->refits = r;
+    return 0;
+}
+
+void tdm__refits_close(tdm_engine *e)
+{
+    tdm__refits *r = e->refits;
+    if (r == NULL)
+        return;
+    pthread_mutex_lock(&r->lock);
+    r->stopping = 1;
+    pthread_cond_signal(&r->wake);
+    pthread_mutex_unlock(&r->lock);
+    if (r->started)
+        pthread_join(r->thread, NULL);
+    for (size_t i = 0; i < r->n; i++)
+        tdm__step_model_put(e, r->queue[i]);
+    free(r->queue);
+    pthread_cond_destroy(&r->wake);
+    pthread_mutex_destroy(&r->lock);
+    free(r);
+    e->refits = NULL;
 }

@@ -925,9 +925,9 @@ enum { KK_NAME, KK_TARGET };
 static const char *const baseline_keys[] = {"minutes_per_item", "error_rate", "cost_per_hour"};
 enum { KB_MINUTES, KB_ERROR, KB_COST };
 
-static const char *const step_keys[] = {"id",     "allocation", "owner",     "inputs",
-                                        "output", "model",      "guardrails"};
-enum { KS_ID, KS_ALLOCATION, KS_OWNER, KS_INPUTS, KS_OUTPUT, KS_MODEL, KS_GUARDRAILS };
+static const char *const step_keys[] = {"id",     "allocation", "owner",      "inputs",
+                                        "output", "model",      "guardrails", "refit"};
+enum { KS_ID, KS_ALLOCATION, KS_OWNER, KS_INPUTS, KS_OUTPUT, KS_MODEL, KS_GUARDRAILS, KS_REFIT };
 
 static const char *const input_keys[] = {"name", "kind"};
 enum { KI_NAME, KI_KIND };
@@ -1485,6 +1485,7 @@ static int read_step(vctx *v, const ynode *map, size_t index, tdm_step_info *s)
     /* Defaults; audit_sample's depends on the allocation and is settled below. */
     s->max_error = 0.01;
     s->confidence = 0.95;
+    s->refit = 1;
     s->sla_minutes = 1440;
     s->priority = 0;
     const ynode *field = NULL;
@@ -1550,6 +1551,21 @@ static int read_step(vctx *v, const ynode *map, size_t index, tdm_step_info *s)
             }
             s->model = "linear";
             break;
+        case KS_REFIT:
+            if (is_null(v->t, n))
+                break;
+            if ((rc = get_text(v, n, 1024, "auto", &text, &len)) != 0)
+                break;
+            if (strcmp(text, "auto") != 0 && strcmp(text, "off") != 0) {
+                char q[80];
+                rc = verr(v, n,
+                          "unknown refit %s (auto: refit the model from what people taught it "
+                          "as answers accumulate; off: learn online only)",
+                          show(text, len, q, sizeof q));
+                break;
+            }
+            s->refit = strcmp(text, "auto") == 0;
+            break;
         case KS_GUARDRAILS:
             rc = read_guardrails(v, n, index, s, &gn);
             break;
@@ -1567,7 +1583,14 @@ static int read_step(vctx *v, const ynode *map, size_t index, tdm_step_info *s)
             return verr(v, mv.val[KS_MODEL],
                         "a human step has no model (remove model, or make the step hybrid)");
         }
+        if (mv.val[KS_REFIT] != NULL && !is_null(v->t, mv.val[KS_REFIT])) {
+            path_key(v, "refit");
+            return verr(v, mv.val[KS_REFIT],
+                        "a human step has no model to refit (remove refit, or make the step "
+                        "hybrid)");
+        }
         s->model = NULL;
+        s->refit = 0;
     } else {
         if (s->model == NULL)
             s->model = "linear";

@@ -8,8 +8,10 @@
  * engine (tdm_engine_open) on a throwaway SQLite file and goes through the public calls a
  * server makes — submit, claim, complete — so the model learns online, checks are
  * recorded, thresholds are recomputed and audit samples drawn by the engine's own code.
- * The only hook is the engine's route_mode (engine_int.h), which src/policy/route.c reads
- * to play the all-human and fixed-threshold policies the guaranteed one is compared with.
+ * The hooks are the engine's route_mode (engine_int.h), which src/policy/route.c reads
+ * to play the all-human and fixed-threshold policies the guaranteed one is compared with,
+ * and refit_inline: a refit (learning.c) runs in the call that made it due, at the same item
+ * in every run, instead of on the refit thread while the replay goes on.
  *
  * Faithful order. Routing an item can depend on everything learned from the answers before
  * it, so the guaranteed and fixed strategies submit one item, answer its tasks, and only
@@ -835,6 +837,7 @@ static void *run_strategy(void *arg)
                         : st->kind == TDM_SIM_FIXED   ? TDM__ROUTE_FIXED
                                                       : TDM__ROUTE_GUARANTEED;
         e->route_fixed = st->threshold;
+        e->refit_inline = 1;
         run->rc = replay(run, e, alone, wrong, &answers);
         if (run->rc == 0 && (run->steps = final_steps(run, e)) == NULL)
             run->rc = tdm__error(&run->err, TDM_ENOMEM, "simulation: cannot read the steps");

@@ -131,6 +131,12 @@ static const char *const migrations[] = {
     /* 6 -> 7: why an answer waits for a second person ("four_eyes" or "second_look"), for
      * the task view. */
     "ALTER TABLE tasks ADD COLUMN first_because TEXT;",
+    /* 7 -> 8: refits (src/core/learning.c). The rows a batch fit learned from, kept with the
+     * version of that fit, so that a refit can learn from them again together with the
+     * online updates after it (model_updates). */
+    "CREATE TABLE examples ("
+    "  process TEXT NOT NULL, step TEXT NOT NULL, version INTEGER NOT NULL, row INTEGER NOT NULL,"
+    "  fields TEXT NOT NULL, label TEXT NOT NULL, PRIMARY KEY (process, step, version, row));",
 };
 
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])

@@ -556,8 +556,8 @@ static double step_threshold(tdm_engine *e)
     return v;
 }
 
-/* The threshold.changed events on the trail, in order (a new reference). */
-static json_t *threshold_changes(tdm_engine *e)
+/* The data of the trail's `event` entries, in order (a new reference). */
+static json_t *audit_data(tdm_engine *e, const char *event)
 {
     json_t *all = json_array();
     char *out;
@@ -570,8 +570,7 @@ static json_t *threshold_changes(tdm_engine *e)
         json_t *entry;
         json_array_foreach(entries, i, entry)
         {
-            if (strcmp(json_string_value(json_object_get(entry, "event")), "threshold.changed") ==
-                0)
+            if (strcmp(json_string_value(json_object_get(entry, "event")), event) == 0)
                 json_array_append(all, json_object_get(entry, "data"));
         }
         size_t n = json_array_size(entries);
@@ -581,6 +580,12 @@ static json_t *threshold_changes(tdm_engine *e)
             break;
     }
     return all;
+}
+
+/* The threshold.changed events on the trail, in order (a new reference). */
+static json_t *threshold_changes(tdm_engine *e)
+{
+    return audit_data(e, "threshold.changed");
 }
 
 /* Submits `body`; when it is queued, answers its task with the proposal (accept). Returns
@@ -980,6 +985,137 @@ static void test_second_look(void **state)
     tdm_engine_close(e);
 }
 
+/* One number from the store (a fresh connection, so it sees every commit). */
+static int64_t sql_int(const char *sql)
+{
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(db_path, &db), SQLITE_OK);
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int64_t v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+}
+
+/* Submits `n` items to the hybrid step and answers each: with its intent, or (noise) with an
+ * intent drawn at random whatever the text says. */
+static void answer_items(tdm_engine *e, int n, int from, int noise)
+{
+    tdm__rng rng;
+    tdm__rng_seed(&rng, 500 + (uint64_t)from);
+    for (int i = from; i < from + n; i++) {
+        size_t c = (size_t)i % 3;
+        char body[160];
+        snprintf(body, sizeof body, "{\"text\": \"please %s my %s %s\"}",
+                 vocab[c][tdm__rng_below(&rng, 6)], vocab[c][tdm__rng_below(&rng, 6)],
+                 vocab[c][tdm__rng_below(&rng, 6)]);
+        json_t *r = submit(e, body);
+        assert_string_equal(json_string_value(json_object_get(r, "status")), "queued");
+        const char *want = intents[noise ? tdm__rng_below(&rng, 3) : c];
+        const char *proposal =
+            json_string_value(json_object_get(json_object_get(r, "proposal"), "value"));
+        char answer[96], task[64];
+        if (proposal != NULL && strcmp(proposal, want) == 0)
+            snprintf(answer, sizeof answer, "{\"action\": \"accept\"}");
+        else
+            snprintf(answer, sizeof answer, "{\"action\": \"correct\", \"value\": \"%s\"}", want);
+        snprintf(task, sizeof task, "%s", json_string_value(json_object_get(r, "task_id")));
+        char *out;
+        tdm_error err = {0};
+        assert_int_equal(
+            tdm_engine_complete_task(e, task, "ana", answer, strlen(answer), &out, &err), 0);
+        tdm_free(out);
+        json_decref(r);
+    }
+}
+
+/*
+ * Refits (learning.c, NOTES ON REFITS). After 1,000 answers the step is fitted again, on the
+ * refit thread, from the rows of its last train and every answer since; the fit becomes the
+ * next version with its own cross-fitted checks, and a paused step stays paused. A reopened
+ * engine knows how much that fit learned from. A refit that certifies nothing does not
+ * replace a certified model.
+ */
+static void test_refit(void **state)
+{
+    (void)state;
+    char hybrid[sizeof process_yaml + 16];
+    snprintf(hybrid, sizeof hybrid, "%s", process_yaml);
+    char *at = strstr(hybrid, "allocation: ai");
+    assert_non_null(at);
+    memmove(at + strlen("allocation: hybrid"), at + strlen("allocation: ai"),
+            strlen(at + strlen("allocation: ai")) + 1);
+    memcpy(at, "allocation: hybrid", strlen("allocation: hybrid"));
+
+    tdm_engine *e = open_engine();
+    put_and_train(e, hybrid, 20);
+    assert_int_equal(sql_int("SELECT count(*) FROM examples WHERE version = 1"), 60);
+    char *out;
+    tdm_error err = {0};
+    assert_int_equal(
+        tdm_engine_pause_step(e, "triage", "intent", 1, "by hand", "owner", &out, &err), 0);
+    tdm_free(out);
+    answer_items(e, 999, 0, 0);
+    barrier(e);
+    assert_int_equal(sql_int("SELECT count(*) FROM models WHERE reason = 'refit'"), 0);
+    answer_items(e, 1, 999, 0);
+    /* The refit thread fits and commits; wait for it, 30 s at most. */
+    int64_t version = 0;
+    for (int i = 0; i < 300 && version == 0; i++) {
+        version = sql_int("SELECT coalesce(max(version), 0) FROM models WHERE reason = 'refit'");
+        if (version == 0)
+            nanosleep(&(struct timespec){0, 100000000}, NULL);
+    }
+    assert_int_equal(version, 1 + 1000 + 1);
+    json_t *refits = audit_data(e, "model.refit");
+    assert_int_equal(json_array_size(refits), 1);
+    json_t *r0 = json_array_get(refits, 0);
+    assert_int_equal(json_integer_value(json_object_get(r0, "model_version")), 1002);
+    assert_int_equal(json_integer_value(json_object_get(r0, "n_train")), 1060);
+    json_decref(refits);
+    /* Only the new model's cross-fitted checks remain. */
+    assert_true(sql_int("SELECT count(*) FROM checks WHERE source = 'crossfit'") > 900);
+    assert_int_equal(sql_int("SELECT count(*) FROM checks WHERE source != 'crossfit' OR "
+                             "model_version != 1002"),
+                     0);
+    assert_int_equal(tdm_engine_get_process(e, "triage", &out, &err), 0);
+    json_t *p = parse(out);
+    json_t *step = json_array_get(json_object_get(p, "steps"), 0);
+    assert_int_equal(json_integer_value(json_object_get(step, "model_version")), 1002);
+    assert_true(json_is_true(json_object_get(step, "paused")));
+    assert_string_equal(json_string_value(json_object_get(step, "refit")), "auto");
+    json_decref(p);
+    /* The next answer teaches the refitted model. */
+    answer_items(e, 1, 1000, 0);
+    barrier(e);
+    assert_int_equal(sql_int("SELECT max(version) FROM models"), 1003);
+    tdm_engine_close(e);
+    e = open_engine();
+    step_model *sm = e->procs[0]->steps[0];
+    assert_int_equal(sm->version, 1003);
+    assert_int_equal(sm->fit_version, 1002);
+    assert_int_equal(sm->fit_examples, 1060);
+    tdm_engine_close(e);
+
+    /* Certified, then 1,000 answers that say nothing: the refit is declined. */
+    teardown(NULL);
+    e = open_engine();
+    e->refit_inline = 1;
+    put_and_train(e, hybrid, 150);
+    double t0 = step_threshold(e);
+    assert_false(isnan(t0));
+    answer_items(e, 1000, 0, 1);
+    json_t *declined = audit_data(e, "model.refit_declined");
+    assert_int_equal(json_array_size(declined), 1);
+    json_decref(declined);
+    assert_int_equal(sql_int("SELECT count(*) FROM models WHERE reason = 'refit'"), 0);
+    assert_int_equal(sql_int("SELECT max(version) FROM models"), 1 + 1000);
+    assert_true(step_threshold(e) == t0);
+    tdm_engine_close(e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -992,6 +1128,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_second_look, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cold_start_certifies_from_live_checks, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_refit, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

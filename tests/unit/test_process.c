@@ -372,7 +372,7 @@ static void test_missing_keys(void **state)
           "starting with - id: NAME)");
     fails(minimal_with("  - id: s\n", "  - name: s\n"), TDM_EINVAL, "steps[0].name",
           "t.yaml:6: steps[0].name: unknown key \"name\" (the keys here are id, allocation, "
-          "owner, inputs, output, model and guardrails)");
+          "owner, inputs, output, model, guardrails and refit)");
     fails(minimal_with("  - id: s\n    allocation: ai\n", "  - allocation: ai\n"), TDM_EINVAL,
           "steps[0].id",
           "t.yaml:6: steps[0].id: missing (every step needs an id, like id: "
@@ -670,6 +670,24 @@ static void test_steps(void **state)
                               "allocation: human\n    owner: o\n    inputs: []\n"));
     assert_int_equal(tdm_process_step(p, 0)->n_inputs, 0);
     tdm_process_free(p);
+    fails(minimal_with("allocation: ai\n", "allocation: human\n    refit: auto\n"), TDM_EINVAL,
+          "steps[0].refit",
+          "t.yaml:8: steps[0].refit: a human step has no model to refit (remove refit, or make "
+          "the step hybrid)");
+    /* refit: auto by default, off on request, nothing else. */
+    p = parse_ok(MINIMAL);
+    assert_int_equal(tdm_process_step(p, 0)->refit, 1);
+    tdm_process_free(p);
+    p = parse_ok(minimal_with("allocation: ai\n", "allocation: ai\n    refit: off\n"));
+    assert_int_equal(tdm_process_step(p, 0)->refit, 0);
+    tdm_process_free(p);
+    p = parse_ok(minimal_with("allocation: ai\n", "allocation: ai\n    refit: auto\n"));
+    assert_int_equal(tdm_process_step(p, 0)->refit, 1);
+    tdm_process_free(p);
+    fails(minimal_with("allocation: ai\n", "allocation: ai\n    refit: weekly\n"), TDM_EINVAL,
+          "steps[0].refit",
+          "t.yaml:8: steps[0].refit: unknown refit \"weekly\" (auto: refit the model from what "
+          "people taught it as answers accumulate; off: learn online only)");
     fails(minimal_with("allocation: ai", "allocation: hybrid\n    model: neural"), TDM_EINVAL,
           "steps[0].model",
           "t.yaml:8: steps[0].model: unknown model kind \"neural\" (known kinds: linear)");
