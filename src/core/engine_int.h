@@ -241,10 +241,13 @@ void tdm__item_values(const tdm_step_info *info, json_t *fields, item_values *ou
  * Logs, inside the running transaction, one online update of a step's model (the item's
  * input fields, the label, the weight) as a new model version, and arranges for the
  * in-memory model to learn it once the commit is durable. `fields` is borrowed. *version
- * receives the new model version.
+ * receives the new model version. `census`: the item reached a person whatever the model's
+ * confidence (no threshold in force, paused, a hybrid step), so its answer may check a
+ * refit's certificate (learning.c, NOTES ON REFITS); 0 for one a threshold selected.
  */
 int tdm__learn_in_tx(tdm__tx *tx, proc_state *ps, size_t step, json_t *fields, const char *label,
-                     double weight, const char *why, uint64_t *version, tdm_error *err);
+                     double weight, const char *why, int census, uint64_t *version,
+                     tdm_error *err);
 
 /*
  * Records a human check of a model's proposal for threshold recomputation (inside the

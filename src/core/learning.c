@@ -392,7 +392,7 @@ static void update_apply(tdm__tx *tx, void *arg)
 }
 
 int tdm__learn_in_tx(tdm__tx *tx, proc_state *ps, size_t step, json_t *fields, const char *label,
-                     double weight, const char *why, uint64_t *version, tdm_error *err)
+                     double weight, const char *why, int census, uint64_t *version, tdm_error *err)
 {
     const tdm_step_info *info = tdm_process_step(ps->p, step);
     step_model *sm = ps->steps[step];
@@ -452,7 +452,7 @@ int tdm__learn_in_tx(tdm__tx *tx, proc_state *ps, size_t step, json_t *fields, c
     if (rc == 0) {
         st = tdm__stmt(tx->stmts,
                        "INSERT INTO model_updates (process, step, version, fields, label, weight, "
-                       "created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       "created_at, census) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                        err);
         if (st == NULL) {
             rc = err->code;
@@ -464,6 +464,7 @@ int tdm__learn_in_tx(tdm__tx *tx, proc_state *ps, size_t step, json_t *fields, c
             sqlite3_bind_text(st, 5, label, -1, SQLITE_STATIC);
             sqlite3_bind_double(st, 6, weight);
             sqlite3_bind_int64(st, 7, tx->now);
+            sqlite3_bind_int(st, 8, census != 0);
             if (sqlite3_step(st) != SQLITE_DONE)
                 rc = tdm__db_error(tx->db, sqlite3_errcode(tx->db), err, "logging a model update");
             sqlite3_reset(st);
@@ -992,10 +993,12 @@ static int row_lookup(void *ctx, const char *name, size_t len, tdm_rule_value *o
  * evaluated on the row's fields with its out-of-fold proposal, and only the rows where none
  * fires and the proposal is not an adverse outcome count (as the checks made later by people leave
  * out rule-fired tasks). In loan screening, where every rejection goes to a person, this certifies
- * the error among the approvals rather than among all proposals.
+ * the error among the approvals rather than among all proposals. With `census` (a refit), only
+ * the rows it marks are checks: the others were chosen by a threshold (NOTES ON REFITS).
  */
 static int filter_checks(const tdm_process *p, size_t step, const tdm_table *table,
-                         const char *output, trained *t, double alpha, double delta)
+                         const char *output, const unsigned char *census, trained *t, double alpha,
+                         double delta)
 {
     size_t col;
     if (tdm_table_column_index(table, output, &col) != 0)
@@ -1024,6 +1027,8 @@ static int filter_checks(const tdm_process *p, size_t step, const tdm_table *tab
             fired = 0;
         /* A person decides adverse outcomes: those rows are not the AI's to certify. */
         if (tdm_process_adverse(p, step, proposal))
+            fired = 0;
+        if (census != NULL && !census[r])
             fired = 0;
         if (fired == SIZE_MAX) {
             conf[t->n_keep] = t->rep.oof_confidence[i];
@@ -1259,9 +1264,10 @@ static int train_run(tdm__tx *tx, tdm__job *job, tdm_error *err)
 }
 
 /* Fits step `index` of ps on `table` into *t: the model, its cross-fitted report, the rows
- * that are checks, the model serialized. On failure *t holds nothing. */
-static int fit_step(proc_state *ps, size_t index, const tdm_table *table, trained *t,
-                    tdm_error *err)
+ * that are checks (of those `census` marks, when given), the model serialized. On failure *t
+ * holds nothing. */
+static int fit_step(proc_state *ps, size_t index, const tdm_table *table,
+                    const unsigned char *census, trained *t, tdm_error *err)
 {
     const tdm_step_info *info = tdm_process_step(ps->p, index);
     tdm_train_opts o;
@@ -1274,7 +1280,7 @@ static int fit_step(proc_state *ps, size_t index, const tdm_table *table, traine
     int rc = tdm_model_train(table, info->output, info->inputs, info->n_inputs, &o, &t->model,
                              &t->rep, err);
     if (rc == 0) {
-        int s = filter_checks(ps->p, index, table, info->output, t, info->max_error,
+        int s = filter_checks(ps->p, index, table, info->output, census, t, info->max_error,
                               1 - info->confidence);
         if (s == 0)
             s = tdm_model_serialize(t->model, &t->blob, &t->blob_len);
@@ -1354,7 +1360,7 @@ int tdm_engine_train(tdm_engine *e, const char *process, const char *data, size_
         }
         if (rc != 0)
             break;
-        rc = fit_step(ps, i, table, &t[n], err);
+        rc = fit_step(ps, i, table, NULL, &t[n], err);
         if (rc != 0) {
             if (err->field[0] == '\0')
                 snprintf(err->field, sizeof err->field, "%s", info->output);
@@ -1451,10 +1457,26 @@ typedef struct tdm__refits {
 typedef struct refit_ctx {
     proc_state *ps;
     trained t;
-    uint64_t seen;  /* the newest version the fit learned from */
-    uint64_t since; /* the step's model_since when the examples were read */
+    uint64_t seen;         /* the newest version the fit learned from */
+    uint64_t since;        /* the step's model_since when the examples were read */
+    unsigned char *census; /* per row of the refit's table: may be a check */
+    size_t rows, cap;
     int adopted;
 } refit_ctx;
+
+static int census_push(refit_ctx *c, int census)
+{
+    if (c->rows == c->cap) {
+        size_t cap = c->cap ? 2 * c->cap : 4096;
+        unsigned char *v = realloc(c->census, cap);
+        if (v == NULL)
+            return TDM_ENOMEM;
+        c->census = v;
+        c->cap = cap;
+    }
+    c->census[c->rows++] = (unsigned char)(census != 0);
+    return 0;
+}
 
 /* Appends one example, as a JSON Lines row of the refit's table, to *buf. */
 static int append_row(const tdm_step_info *info, const char *fields, const char *label, FILE *buf)
@@ -1515,6 +1537,8 @@ static int refit_data(tdm_engine *e, step_model *sm, const tdm_step_info *info, 
         while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
             rc = append_row(info, (const char *)sqlite3_column_text(st, 0),
                             (const char *)sqlite3_column_text(st, 1), buf);
+            if (rc == 0)
+                rc = census_push(c, 1); /* history: every row was labelled */
             rows++;
         }
         sqlite3_finalize(st);
@@ -1523,9 +1547,9 @@ static int refit_data(tdm_engine *e, step_model *sm, const tdm_step_info *info, 
     }
     if (rc == 0)
         rc = tdm__db_prepare(db,
-                             "SELECT fields, label FROM model_updates WHERE process = ? AND step "
-                             "= ? AND version > ? AND version >= ? AND version <= ? ORDER BY "
-                             "version",
+                             "SELECT fields, label, coalesce(census, 1) FROM model_updates "
+                             "WHERE process = ? AND step = ? AND version > ? AND version >= ? "
+                             "AND version <= ? ORDER BY version",
                              &st, err);
     if (rc == 0) {
         sqlite3_bind_text(st, 1, sm->process, -1, SQLITE_STATIC);
@@ -1533,9 +1557,12 @@ static int refit_data(tdm_engine *e, step_model *sm, const tdm_step_info *info, 
         sqlite3_bind_int64(st, 3, (sqlite3_int64)trained_at);
         sqlite3_bind_int64(st, 4, (sqlite3_int64)c->since);
         sqlite3_bind_int64(st, 5, (sqlite3_int64)c->seen);
-        while (rc == 0 && sqlite3_step(st) == SQLITE_ROW)
+        while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
             rc = append_row(info, (const char *)sqlite3_column_text(st, 0),
                             (const char *)sqlite3_column_text(st, 1), buf);
+            if (rc == 0)
+                rc = census_push(c, sqlite3_column_int(st, 2));
+        }
         sqlite3_finalize(st);
     }
     tdm__reader_put(e, db);
@@ -1637,7 +1664,9 @@ static void refit_step(tdm_engine *e, step_model *sm)
     free(data);
     if (rc == 0) {
         c.ps = ps;
-        rc = fit_step(ps, index, table, &c.t, &err);
+        rc = tdm_table_row_count(table) == c.rows ? 0 : TDM_ECORRUPT;
+        if (rc == 0)
+            rc = fit_step(ps, index, table, c.census, &c.t, &err);
     }
     tdm_table_free(table);
     if (rc == 0) {
@@ -1655,6 +1684,7 @@ static void refit_step(tdm_engine *e, step_model *sm)
     }
     pthread_rwlock_unlock(&sm->lock);
     trained_release(&c.t);
+    free(c.census);
     if (ps != NULL)
         tdm__proc_put(e, ps);
 }

@@ -690,6 +690,17 @@ static int counts_as_check(const char *why)
            strcmp(why, "paused") == 0;
 }
 
+/* Whether the task's item reached a person whatever the model's confidence: its answer is
+ * part of an unselected sample (learning.c, NOTES ON REFITS). A threshold chose the items
+ * below it and the audit samples above it; a rule chose by the item (and maybe by the
+ * confidence). */
+static int census(const char *why)
+{
+    return strcmp(why, "no_threshold") == 0 || strcmp(why, "paused") == 0 ||
+           strcmp(why, "hybrid") == 0 || strcmp(why, "no_model") == 0 ||
+           strcmp(why, "all_human") == 0;
+}
+
 /* Four eyes or a second look: keeps the first person's answer on the task, which waits for
  * a second. */
 static int await_confirmation(tdm__tx *tx, complete_ctx *c, const task_row *r, json_t *value,
@@ -932,7 +943,7 @@ static int complete_run(tdm__tx *tx, tdm__job *job, tdm_error *err)
     if (rc == 0 && info->allocation != TDM_ALLOC_HUMAN) {
         /* The model learns from the answer; `work` still lacks this step's own output. */
         rc = tdm__learn_in_tx(tx, c->ps, step, work, json_string_value(value), 1.0, "task",
-                              &learned, err);
+                              census(r.why), &learned, err);
         if (rc == 0 && r.proposal != NULL && counts_as_check(r.why)) {
             int audit = strcmp(r.why, "audit_sample") == 0;
             int right = json_equal(r.proposal, value);
@@ -1148,7 +1159,7 @@ static int feedback_run(tdm__tx *tx, tdm__job *job, tdm_error *err)
     if (rc == 0 && fields != NULL && json_is_string(label) &&
         tdm_process_step_index(c->ps->p, step_id, &step) == 0 &&
         tdm_process_step(c->ps->p, step)->allocation != TDM_ALLOC_HUMAN)
-        rc = tdm__learn_in_tx(tx, c->ps, step, fields, json_string_value(label), 1.0, "feedback",
+        rc = tdm__learn_in_tx(tx, c->ps, step, fields, json_string_value(label), 1.0, "feedback", 0,
                               &c->model_version, err);
     json_decref(decided);
     json_decref(fields);

@@ -608,7 +608,7 @@ static void test_migration_from_v1(void **state)
                      "DROP INDEX tasks_sla; ALTER TABLE tasks DROP COLUMN sla_notified; "
                      "DROP TABLE webhooks; DROP TABLE deliveries; DROP INDEX audit_escalations; "
                      "DROP INDEX audit_automation; ALTER TABLE tasks DROP COLUMN first_because; "
-                     "DROP TABLE examples; "
+                     "DROP TABLE examples; ALTER TABLE model_updates DROP COLUMN census; "
                      "UPDATE meta SET "
                      "value = '1' WHERE key = "
                      "'schema_version';",
