@@ -702,6 +702,20 @@ static void test_drift_looks_are_counted(void **state)
 
 /* A text for intent c whose words are its own with probability 0.75, else another intent's:
  * the model cannot be sure of all of them. */
+/* One number from the store (a fresh connection, so it sees every commit). */
+static int64_t sql_int(const char *sql)
+{
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(db_path, &db), SQLITE_OK);
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int64_t v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+}
+
 static void mixed_text(tdm__rng *rng, size_t c, char *buf, size_t cap)
 {
     size_t len = (size_t)snprintf(buf, cap, "please");
@@ -786,6 +800,9 @@ static void test_band_below_lowers_the_threshold(void **state)
 
     /* People find every proposal right. */
     assert_true(unsure_items(e, 400, 1, 0) >= 59); /* 59 right checks certify 5% at 95% */
+    /* A threshold chose those items: none of their answers is census (NOTES ON REFITS). */
+    assert_true(sql_int("SELECT count(*) FROM model_updates") >= 59);
+    assert_int_equal(sql_int("SELECT count(*) FROM model_updates WHERE census != 0"), 0);
     double t1 = step_threshold(e);
     assert_false(isnan(t1));
     assert_true(t1 < t0);
@@ -985,20 +1002,6 @@ static void test_second_look(void **state)
     tdm_engine_close(e);
 }
 
-/* One number from the store (a fresh connection, so it sees every commit). */
-static int64_t sql_int(const char *sql)
-{
-    sqlite3 *db;
-    assert_int_equal(sqlite3_open(db_path, &db), SQLITE_OK);
-    sqlite3_stmt *st;
-    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    int64_t v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return v;
-}
-
 /* Submits `n` items to the hybrid step and answers each: with its intent, or (noise) with an
  * intent drawn at random whatever the text says. */
 static void answer_items(tdm_engine *e, int n, int from, int noise)
@@ -1060,6 +1063,10 @@ static void test_refit(void **state)
     answer_items(e, 999, 0, 0);
     barrier(e);
     assert_int_equal(sql_int("SELECT count(*) FROM models WHERE reason = 'refit'"), 0);
+    /* A hybrid step's items reach a person whatever the confidence: every answer is census.
+     * Mark 500 of them as if a threshold had chosen them: the refit must not certify on them. */
+    assert_int_equal(sql_int("SELECT count(*) FROM model_updates WHERE census = 1"), 999);
+    sql_int("UPDATE model_updates SET census = 0 WHERE version <= 501 RETURNING 0");
     answer_items(e, 1, 999, 0);
     /* The refit thread fits and commits; wait for it, 30 s at most. */
     int64_t version = 0;
@@ -1075,8 +1082,9 @@ static void test_refit(void **state)
     assert_int_equal(json_integer_value(json_object_get(r0, "model_version")), 1002);
     assert_int_equal(json_integer_value(json_object_get(r0, "n_train")), 1060);
     json_decref(refits);
-    /* Only the new model's cross-fitted checks remain. */
-    assert_true(sql_int("SELECT count(*) FROM checks WHERE source = 'crossfit'") > 900);
+    /* Only the new model's cross-fitted checks remain, on the 60 + 500 census rows. */
+    int64_t crossfit = sql_int("SELECT count(*) FROM checks WHERE source = 'crossfit'");
+    assert_true(crossfit > 450 && crossfit <= 560);
     assert_int_equal(sql_int("SELECT count(*) FROM checks WHERE source != 'crossfit' OR "
                              "model_version != 1002"),
                      0);
