@@ -1061,17 +1061,29 @@ static char *row_fields(const tdm_step_info *info, const tdm_table *table, size_
     return text;
 }
 
-/* Keeps the labelled rows a batch fit learned from, for the refits after it. */
+/* Keeps the labelled rows a batch fit learned from, for the refits after it, in place of an
+ * earlier train's (a refit reads the last train's only). */
 static int store_examples(tdm__tx *tx, const char *process, const tdm_step_info *info,
                           uint64_t version, const tdm_table *table, tdm_error *err)
 {
     size_t col;
     if (tdm_table_column_index(table, info->output, &col) != 0)
         return 0;
-    sqlite3_stmt *st = tdm__stmt(tx->stmts,
-                                 "INSERT INTO examples (process, step, version, row, fields, "
-                                 "label) VALUES (?, ?, ?, ?, ?, ?)",
-                                 err);
+    sqlite3_stmt *st = tdm__stmt(
+        tx->stmts, "DELETE FROM examples WHERE process = ? AND step = ? AND version < ?", err);
+    if (st == NULL)
+        return err->code;
+    sqlite3_bind_text(st, 1, process, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, info->id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)version);
+    int done = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (done != SQLITE_DONE)
+        return tdm__db_error(tx->db, done, err, "replacing the training examples");
+    st = tdm__stmt(tx->stmts,
+                   "INSERT INTO examples (process, step, version, row, fields, "
+                   "label) VALUES (?, ?, ?, ?, ?, ?)",
+                   err);
     if (st == NULL)
         return err->code;
     for (size_t r = 0; r < tdm_table_row_count(table); r++) {

@@ -1111,7 +1111,15 @@ static void test_refit(void **state)
     teardown(NULL);
     e = open_engine();
     e->refit_inline = 1;
-    put_and_train(e, hybrid, 150);
+    put_and_train(e, hybrid, 20);
+    /* A second train keeps its own rows in place of the first's. */
+    char *csv = training_csv(150);
+    assert_int_equal(
+        tdm_engine_train(e, "triage", csv, strlen(csv), TDM_FORMAT_CSV, "owner", &out, &err), 0);
+    free(csv);
+    tdm_free(out);
+    assert_int_equal(sql_int("SELECT count(*) FROM examples"), 450);
+    assert_int_equal(sql_int("SELECT count(*) FROM examples WHERE version = 2"), 450);
     double t0 = step_threshold(e);
     assert_false(isnan(t0));
     answer_items(e, 1000, 0, 1);
@@ -1119,7 +1127,7 @@ static void test_refit(void **state)
     assert_int_equal(json_array_size(declined), 1);
     json_decref(declined);
     assert_int_equal(sql_int("SELECT count(*) FROM models WHERE reason = 'refit'"), 0);
-    assert_int_equal(sql_int("SELECT max(version) FROM models"), 1 + 1000);
+    assert_int_equal(sql_int("SELECT max(version) FROM models"), 2 + 1000);
     assert_true(step_threshold(e) == t0);
     tdm_engine_close(e);
 }
