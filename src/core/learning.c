@@ -190,6 +190,16 @@ static const tdm_step_info *find_step(tdm_engine *e, step_model *sm, proc_state 
     return tdm_process_step(ps->p, i);
 }
 
+/* Binds ?1 process, ?2 step, ?3 and ?4 a range of versions: the parameters of load_model()'s
+ * queries. */
+static void bind_versions(sqlite3_stmt *st, const step_model *sm, uint64_t from, uint64_t to)
+{
+    sqlite3_bind_text(st, 1, sm->process, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, sm->step, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)from);
+    sqlite3_bind_int64(st, 4, (sqlite3_int64)to);
+}
+
 /* Loads sm's model from the store; called with sm->lock held for writing. */
 static int load_model(tdm_engine *e, step_model *sm, const tdm_step_info *info, tdm_error *err)
 {
@@ -223,10 +233,7 @@ static int load_model(tdm_engine *e, step_model *sm, const tdm_step_info *info, 
                              "BY version DESC LIMIT 1",
                              &st, err);
         if (rc == 0) {
-            sqlite3_bind_text(st, 1, sm->process, -1, SQLITE_STATIC);
-            sqlite3_bind_text(st, 2, sm->step, -1, SQLITE_STATIC);
-            sqlite3_bind_int64(st, 3, (sqlite3_int64)since);
-            sqlite3_bind_int64(st, 4, (sqlite3_int64)current);
+            bind_versions(st, sm, since, current);
             if (sqlite3_step(st) == SQLITE_ROW) {
                 at = (uint64_t)sqlite3_column_int64(st, 0);
                 char name[160];
@@ -255,10 +262,7 @@ static int load_model(tdm_engine *e, step_model *sm, const tdm_step_info *info, 
                                  "f.version DESC LIMIT 1",
                                  &st, err);
         if (rc == 0) {
-            sqlite3_bind_text(st, 1, sm->process, -1, SQLITE_STATIC);
-            sqlite3_bind_text(st, 2, sm->step, -1, SQLITE_STATIC);
-            sqlite3_bind_int64(st, 3, (sqlite3_int64)since);
-            sqlite3_bind_int64(st, 4, (sqlite3_int64)current);
+            bind_versions(st, sm, since, current);
             if (sqlite3_step(st) == SQLITE_ROW) {
                 fit_version = (uint64_t)sqlite3_column_int64(st, 0);
                 fit_examples = (uint64_t)sqlite3_column_int64(st, 1);
@@ -269,16 +273,13 @@ static int load_model(tdm_engine *e, step_model *sm, const tdm_step_info *info, 
         if (rc == 0) {
             rc = tdm__db_prepare(db,
                                  "SELECT version, fields, label, weight FROM model_updates WHERE "
-                                 "process = ? AND step = ? AND version > ? AND version >= ? AND "
-                                 "version <= ? ORDER BY version",
+                                 "process = ?1 AND step = ?2 AND version >= ?3 AND version <= ?4 "
+                                 "AND version > ?5 ORDER BY version",
                                  &st, err);
         }
         if (rc == 0) {
-            sqlite3_bind_text(st, 1, sm->process, -1, SQLITE_STATIC);
-            sqlite3_bind_text(st, 2, sm->step, -1, SQLITE_STATIC);
-            sqlite3_bind_int64(st, 3, (sqlite3_int64)at);
-            sqlite3_bind_int64(st, 4, (sqlite3_int64)since);
-            sqlite3_bind_int64(st, 5, (sqlite3_int64)current);
+            bind_versions(st, sm, since, current);
+            sqlite3_bind_int64(st, 5, (sqlite3_int64)at);
             while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
                 if (m == NULL && (rc = empty_model(info, &m)) != 0)
                     break;

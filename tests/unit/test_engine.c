@@ -716,6 +716,15 @@ static int64_t sql_int(const char *sql)
     return v;
 }
 
+/* An item of intent c: "please" and three of its words, drawn from rng in order. */
+static void intent_body(tdm__rng *rng, size_t c, char *body, size_t cap)
+{
+    const char *w[3];
+    for (int i = 0; i < 3; i++)
+        w[i] = vocab[c][tdm__rng_below(rng, 6)];
+    snprintf(body, cap, "{\"text\": \"please %s my %s %s\"}", w[0], w[1], w[2]);
+}
+
 static void mixed_text(tdm__rng *rng, size_t c, char *buf, size_t cap)
 {
     size_t len = (size_t)snprintf(buf, cap, "please");
@@ -851,9 +860,7 @@ static void test_cold_start_certifies_from_live_checks(void **state)
     for (int i = 0; i < 600 && first_alone == 0; i++) {
         size_t c = (size_t)i % 3;
         char body[160];
-        snprintf(body, sizeof body, "{\"text\": \"please %s my %s %s\"}",
-                 vocab[c][tdm__rng_below(&rng, 6)], vocab[c][tdm__rng_below(&rng, 6)],
-                 vocab[c][tdm__rng_below(&rng, 6)]);
+        intent_body(&rng, c, body, sizeof body);
         json_t *r = submit(e, body);
         if (strcmp(json_string_value(json_object_get(r, "status")), "decided") == 0) {
             first_alone = i + 1;
@@ -1011,9 +1018,7 @@ static void answer_items(tdm_engine *e, int n, int from, int noise)
     for (int i = from; i < from + n; i++) {
         size_t c = (size_t)i % 3;
         char body[160];
-        snprintf(body, sizeof body, "{\"text\": \"please %s my %s %s\"}",
-                 vocab[c][tdm__rng_below(&rng, 6)], vocab[c][tdm__rng_below(&rng, 6)],
-                 vocab[c][tdm__rng_below(&rng, 6)]);
+        intent_body(&rng, c, body, sizeof body);
         json_t *r = submit(e, body);
         assert_string_equal(json_string_value(json_object_get(r, "status")), "queued");
         const char *want = intents[noise ? tdm__rng_below(&rng, 3) : c];
@@ -1025,11 +1030,7 @@ static void answer_items(tdm_engine *e, int n, int from, int noise)
         else
             snprintf(answer, sizeof answer, "{\"action\": \"correct\", \"value\": \"%s\"}", want);
         snprintf(task, sizeof task, "%s", json_string_value(json_object_get(r, "task_id")));
-        char *out;
-        tdm_error err = {0};
-        assert_int_equal(
-            tdm_engine_complete_task(e, task, "ana", answer, strlen(answer), &out, &err), 0);
-        tdm_free(out);
+        json_decref(complete_as(e, task, "ana", answer));
         json_decref(r);
     }
 }
