@@ -1283,6 +1283,7 @@ typedef struct step_state {
     double threshold;
     int paused;
     uint64_t version;
+    uint64_t fit_examples;
 } step_state;
 
 typedef struct prom_job {
@@ -1333,6 +1334,7 @@ static int prom_read(sqlite3 *db, void *arg, tdm_error *err)
             st->threshold = sm->threshold;
             st->paused = sm->paused;
             st->version = sm->version;
+            st->fit_examples = sm->fit_examples;
             pthread_rwlock_unlock(&sm->lock);
         }
         for (size_t q = 0; rc == 0 && q < j->n_queues[i]; q++)
@@ -1443,6 +1445,12 @@ static double s_version(const step_state *s, const tdm_step_info *si)
     return (double)s->version;
 }
 
+static double s_fit_examples(const step_state *s, const tdm_step_info *si)
+{
+    (void)si;
+    return (double)s->fit_examples;
+}
+
 /*
  * A metric labelled by process and step, read from one of three places: an int64_t count of
  * the step's family (`field`, FIELD(member); times `scale`, 1 when 0), a function of the
@@ -1504,6 +1512,9 @@ static const step_family step_families[] = {
      "1 while the AI's autonomy at the step is paused (kill switch or drift check).",
      .sv = s_paused},
     {"tandem_model_version", "gauge", "The step's model version in use.", .sv = s_version},
+    {"tandem_model_fit_examples", "gauge",
+     "Examples the step's model was last fitted on, by a train or a refit (0: online only).",
+     .sv = s_fit_examples},
     {"tandem_reviewer_seconds_total", "counter",
      "Measured reviewer time: from claiming a task to answering it, over timed answers.",
      .field = FIELD(work_ms), .scale = 0.001},

@@ -92,6 +92,9 @@ expect_http 200 GET /v1/processes/support-triage
 [ "$(jqb '.steps[0].model_version')" = 1002 ] || fail "model version: $(cat "$WORK/body")"
 [ "$(sqlite3 "$DB" "SELECT count(*) FROM checks WHERE source != 'crossfit' OR model_version != 1002")" = 0 ] ||
     fail "checks of older models are left"
+expect_http 200 GET /metrics
+grep -qx 'tandem_model_fit_examples{process="support-triage",step="triage"} 1300' "$WORK/body" ||
+    fail "metrics: $(grep tandem_model_ "$WORK/body")"
 echo "ok: refitted on 300 + 1,000 rows as model version 1002 (out-of-fold accuracy $accuracy)"
 
 # A restart keeps it, and the next answer teaches it.
