@@ -105,8 +105,8 @@ int tdm__write_task(tdm__tx *tx, const char *id, const char *item_id, int64_t it
                                  "INSERT INTO tasks (id, item_id, item_version, process, step, "
                                  "queue, state, priority, due_at, proposal, proposal_confidence, "
                                  "model_version, why, sample_rate, reasons, created_at, "
-                                 "updated_at, rule, alternatives) VALUES (?, ?, ?, ?, ?, ?, "
-                                 "'open', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                 "updated_at, rule, alternatives, census) VALUES (?, ?, ?, ?, "
+                                 "?, ?, 'open', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                                  err);
     if (st == NULL)
         return err->code;
@@ -142,6 +142,7 @@ int tdm__write_task(tdm__tx *tx, const char *id, const char *item_id, int64_t it
     sqlite3_bind_int64(st, 16, tx->now);
     if (r->rule != NULL)
         sqlite3_bind_text(st, 17, r->rule, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 19, r->census != 0);
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
     free(ptext);

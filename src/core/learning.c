@@ -1454,12 +1454,16 @@ int tdm_engine_train(tdm_engine *e, const char *process, const char *data, size_
  * audit samples drawn among the others. Cross-fitted scores of such answers describe the hard
  * items only; weighted back to the population, the audit samples' heavy weights leave too few
  * effective checks to certify anything (see NOTES ON KEEPING THE THRESHOLD HONEST). So every
- * online update records whether its item reached a person whatever the model's confidence
- * (model_updates.census: no threshold in force, automation paused, a hybrid step), and the
- * refit is trained on every row but certified only on the training rows and the census
- * answers, which are an unselected sample. On the Banking77 cold start (bench/simulate)
- * that took the last 3,000 rows from 23% decided alone to 44%, the AI-alone error staying at
- * 0.27% for a 1% budget.
+ * task records whether its item would have reached a person whatever the model's confidence
+ * and the rules said (tasks.census, set by routing: no threshold in force, automation
+ * paused, a hybrid step), its answer's update keeps the flag (model_updates.census), and the
+ * refit is trained on every row but certified only on the training rows and those answers:
+ * an unselected sample, on which filter_checks() then applies the rules with the refit's
+ * own proposals, as on a train's rows. The flag is not the task's routing reason: before
+ * any threshold, a rule like `confidence < 0.3` sends to a person the very items the online
+ * model is unsure of, and leaving those out keeps the easy ones, an optimistic certificate.
+ * (Judged by the reason, the Banking77 cold start of bench/simulate decided 43% of its last
+ * 3,000 items alone; with the flag, 23%, at 0.43% error for a 1% budget.)
  *
  * When it is adopted. A step with a certified threshold keeps its model unless the refit
  * certifies one of its own: a refit never takes automation away by failing to certify on

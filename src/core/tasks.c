@@ -205,11 +205,23 @@ typedef struct task_row {
     double proposal_confidence;
     uint64_t model_version;
     double sample_rate;
+    int census;         /* the item would have reached a person whatever its confidence */
     char first_by[256]; /* four eyes: who gave the answer awaiting confirmation */
     char first_action[32];
     json_t *first_value; /* that answer, or NULL */
     char first_comment[4100];
 } task_row;
+
+/* For a task stored without its census flag: whether its reason alone says the item reached
+ * a person whatever the model's confidence (learning.c, NOTES ON REFITS). A threshold chose
+ * the items below it and the audit samples above it; a rule chose by the item (and maybe by
+ * the confidence), and whether a threshold was in force is not known. */
+static int census_by_reason(const char *why)
+{
+    return strcmp(why, "no_threshold") == 0 || strcmp(why, "paused") == 0 ||
+           strcmp(why, "hybrid") == 0 || strcmp(why, "no_model") == 0 ||
+           strcmp(why, "all_human") == 0;
+}
 
 static int load_row(tdm__tx *tx, const char *id, task_row *r, tdm_error *err)
 {
@@ -219,8 +231,8 @@ static int load_row(tdm__tx *tx, const char *id, task_row *r, tdm_error *err)
                                  "t.action, t.item_id, t.item_version, i.version, t.process, "
                                  "t.step, t.queue, t.why, t.proposal, t.proposal_confidence, "
                                  "t.model_version, t.sample_rate, t.first_by, t.first_action, "
-                                 "t.first_value, t.first_comment FROM tasks t JOIN items i ON "
-                                 "i.id = t.item_id WHERE t.id = ?",
+                                 "t.first_value, t.first_comment, t.census FROM tasks t JOIN "
+                                 "items i ON i.id = t.item_id WHERE t.id = ?",
                                  err);
     if (st == NULL)
         return err->code;
@@ -254,6 +266,9 @@ static int load_row(tdm__tx *tx, const char *id, task_row *r, tdm_error *err)
         r->model_version = (uint64_t)sqlite3_column_int64(st, 14);
     }
     r->sample_rate = sqlite3_column_double(st, 15);
+    /* Tasks from before the flag was kept: what their reason tells. */
+    r->census = sqlite3_column_type(st, 20) != SQLITE_NULL ? sqlite3_column_int(st, 20)
+                                                           : census_by_reason(r->why);
     sqlite3_reset(st);
     return 0;
 }
@@ -690,17 +705,6 @@ static int counts_as_check(const char *why)
            strcmp(why, "paused") == 0;
 }
 
-/* Whether the task's item reached a person whatever the model's confidence: its answer is
- * part of an unselected sample (learning.c, NOTES ON REFITS). A threshold chose the items
- * below it and the audit samples above it; a rule chose by the item (and maybe by the
- * confidence). */
-static int census(const char *why)
-{
-    return strcmp(why, "no_threshold") == 0 || strcmp(why, "paused") == 0 ||
-           strcmp(why, "hybrid") == 0 || strcmp(why, "no_model") == 0 ||
-           strcmp(why, "all_human") == 0;
-}
-
 /* Four eyes or a second look: keeps the first person's answer on the task, which waits for
  * a second. */
 static int await_confirmation(tdm__tx *tx, complete_ctx *c, const task_row *r, json_t *value,
@@ -943,7 +947,7 @@ static int complete_run(tdm__tx *tx, tdm__job *job, tdm_error *err)
     if (rc == 0 && info->allocation != TDM_ALLOC_HUMAN) {
         /* The model learns from the answer; `work` still lacks this step's own output. */
         rc = tdm__learn_in_tx(tx, c->ps, step, work, json_string_value(value), 1.0, "task",
-                              census(r.why), &learned, err);
+                              r.census, &learned, err);
         if (rc == 0 && r.proposal != NULL && counts_as_check(r.why)) {
             int audit = strcmp(r.why, "audit_sample") == 0;
             int right = json_equal(r.proposal, value);

@@ -91,8 +91,12 @@ int tdm__route_step(tdm_engine *e, proc_state *ps, size_t step, json_t *fields, 
         return tdm__error(err, rc, "step %s: prediction failed: %s", info->id, tdm_strerror(rc));
     if (!have) {
         out->why = "no_model";
+        out->census = 1;
         return 0;
     }
+    /* Whatever the rules below say, no threshold could let the item past a person. */
+    out->census = info->allocation == TDM_ALLOC_HYBRID || e->route_mode == TDM__ROUTE_ALL_HUMAN ||
+                  (e->route_mode == TDM__ROUTE_GUARANTEED && (paused || !found));
 
     /* A rule that cannot be evaluated counts as fired: when in doubt, a person looks. */
     size_t fired = SIZE_MAX;

@@ -32,6 +32,9 @@ typedef struct tdm__route {
                              paused, no_threshold, below_threshold, audit_sample,
                              all_human (simulation only) */
     double sample_rate;   /* for audit samples */
+    int census;           /* for a task: it would have gone to a person whatever the model's
+                             confidence and the rules (no threshold in force, paused, hybrid,
+                             no model; learning.c, NOTES ON REFITS) */
     const char *rule;     /* the rule that fired (owned by the process) */
     json_t *reasons;      /* [{"feature", "weight"}] behind the proposal, or NULL */
     json_t *alternatives; /* [{"value", "confidence"}]: the next most likely values, or NULL */
