@@ -1133,6 +1133,43 @@ static void test_refit(void **state)
     tdm_engine_close(e);
 }
 
+/* The task's census flag: set by routing, whatever the reason the item went to a person,
+ * when no threshold could have let it past one (NOTES ON REFITS). */
+static void test_census_on_tasks(void **state)
+{
+    (void)state;
+    tdm_engine *e = open_engine();
+    put_and_train(e, process_yaml, 0);
+    char *out;
+    tdm_error err = {0};
+    json_t *r = submit(e, "{\"text\": \"please refund my money back\"}");
+    char task[64];
+    snprintf(task, sizeof task, "%s", json_string_value(json_object_get(r, "task_id")));
+    json_decref(r);
+    json_decref(complete_as(e, task, "ana", "{\"action\": \"correct\", \"value\": \"refund\"}"));
+    json_decref(submit(e, "{\"text\": \"my lawyer wants a refund\"}"));
+    assert_int_equal(sql_int("SELECT count(*) FROM tasks WHERE why = 'no_model' AND census = 1"),
+                     1);
+    assert_int_equal(sql_int("SELECT count(*) FROM tasks WHERE why = 'review_rule' AND census = 1"),
+                     1);
+    char *csv = training_csv(150);
+    assert_int_equal(
+        tdm_engine_train(e, "triage", csv, strlen(csv), TDM_FORMAT_CSV, "owner", &out, &err), 0);
+    free(csv);
+    tdm_free(out);
+    assert_false(isnan(step_threshold(e)));
+    json_decref(submit(e, "{\"text\": \"my lawyer wants a refund\"}"));
+    assert_int_equal(sql_int("SELECT count(*) FROM tasks WHERE why = 'review_rule' AND census = 0"),
+                     1);
+    assert_int_equal(
+        tdm_engine_pause_step(e, "triage", "intent", 1, "by hand", "owner", &out, &err), 0);
+    tdm_free(out);
+    json_decref(submit(e, "{\"text\": \"please refund my money back\"}"));
+    assert_int_equal(sql_int("SELECT count(*) FROM tasks WHERE why = 'paused' AND census = 1"), 1);
+    assert_int_equal(sql_int("SELECT count(*) FROM tasks WHERE census IS NULL"), 0);
+    tdm_engine_close(e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1146,6 +1183,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cold_start_certifies_from_live_checks, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_refit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_census_on_tasks, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
