@@ -64,7 +64,9 @@ typedef struct step_model {
     uint64_t checks_since; /* human checks since the threshold was computed */
     uint64_t fit_version;  /* the version of the last batch fit (train or refit); or since - 1 */
     uint64_t fit_examples; /* how many examples that fit learned from */
-    int refit_queued;      /* a refit of this step is waiting or running */
+    uint64_t tried_version, tried_examples; /* the last refit not adopted (or failed): the
+                                               version it read up to, the rows it had */
+    int refit_queued;                       /* a refit of this step is waiting or running */
 } step_model;
 
 typedef struct proc_state {
@@ -246,8 +248,7 @@ void tdm__item_values(const tdm_step_info *info, json_t *fields, item_values *ou
  * refit's certificate (learning.c, NOTES ON REFITS); 0 for one a threshold selected.
  */
 int tdm__learn_in_tx(tdm__tx *tx, proc_state *ps, size_t step, json_t *fields, const char *label,
-                     double weight, const char *why, int census, uint64_t *version,
-                     tdm_error *err);
+                     double weight, const char *why, int census, uint64_t *version, tdm_error *err);
 
 /*
  * Records a human check of a model's proposal for threshold recomputation (inside the

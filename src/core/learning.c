@@ -106,12 +106,15 @@ void tdm__snapshot_later(tdm_engine *e, step_model *sm);
 
 static void refit_later(tdm_engine *e, step_model *sm);
 
-/* Whether sm has learned enough online since its last fit to be fitted again; under its lock. */
+/* Whether sm has learned enough online since its last fit (or its last refit not adopted)
+ * to be fitted again; under its lock. */
 static int refit_due(const step_model *sm)
 {
-    uint64_t need =
-        sm->fit_examples / 2 > TDM__REFIT_FIRST ? sm->fit_examples / 2 : TDM__REFIT_FIRST;
-    return sm->version > sm->fit_version && sm->version - sm->fit_version >= need;
+    int tried = sm->tried_version > sm->fit_version;
+    uint64_t from = tried ? sm->tried_version : sm->fit_version;
+    uint64_t rows = tried ? sm->tried_examples : sm->fit_examples;
+    uint64_t need = rows / 2 > TDM__REFIT_FIRST ? rows / 2 : TDM__REFIT_FIRST;
+    return sm->version > from && sm->version - from >= need;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -1707,9 +1710,9 @@ static void refit_step(tdm_engine *e, step_model *sm)
     /* Not adopted, or failed: wait for as many answers again before the next try. */
     pthread_rwlock_wrlock(&sm->lock);
     sm->refit_queued = 0;
-    if (!c.adopted && c.seen > sm->fit_version) {
-        sm->fit_version = c.seen;
-        sm->fit_examples = c.t.rep.n_train;
+    if (!c.adopted && c.seen > sm->fit_version && c.seen > sm->tried_version) {
+        sm->tried_version = c.seen;
+        sm->tried_examples = c.t.rep.n_train;
     }
     pthread_rwlock_unlock(&sm->lock);
     trained_release(&c.t);

@@ -1130,6 +1130,12 @@ static void test_refit(void **state)
     assert_int_equal(sql_int("SELECT count(*) FROM models WHERE reason = 'refit'"), 0);
     assert_int_equal(sql_int("SELECT max(version) FROM models"), 2 + 1000);
     assert_true(step_threshold(e) == t0);
+    /* The model in force is still the train's; the next try waits for 1,000 more answers. */
+    sm = e->procs[0]->steps[0];
+    assert_int_equal(sm->fit_version, 2);
+    assert_int_equal(sm->fit_examples, 450);
+    assert_int_equal(sm->tried_version, 1002);
+    assert_int_equal(sm->tried_examples, 1450);
     tdm_engine_close(e);
 }
 
