@@ -251,18 +251,10 @@ static int load_model(tdm_engine *e, step_model *sm, const tdm_step_info *info, 
         }
         if (rc == 0)
             rc = tdm__db_prepare(db,
-                                 "SELECT f.version, (SELECT count(*) FROM examples WHERE "
-                                 "process = ?1 AND step = ?2 AND version = (SELECT "
-                                 "coalesce(max(version), 0) FROM models WHERE process = ?1 AND "
-                                 "step = ?2 AND reason = 'trained' AND version >= ?3 AND version "
-                                 "<= f.version)) + (SELECT count(*) FROM model_updates WHERE "
-                                 "process = ?1 AND step = ?2 AND version >= ?3 AND version < "
-                                 "f.version AND version > (SELECT coalesce(max(version), 0) "
-                                 "FROM models WHERE process = ?1 AND step = ?2 AND reason = "
-                                 "'trained' AND version <= f.version)) FROM models f WHERE "
-                                 "f.process = ?1 AND f.step = ?2 AND f.version >= ?3 AND "
-                                 "f.version <= ?4 AND f.reason IN ('trained', 'refit') ORDER BY "
-                                 "f.version DESC LIMIT 1",
+                                 "SELECT version, coalesce(fit_rows, 0) FROM models WHERE "
+                                 "process = ?1 AND step = ?2 AND version >= ?3 AND version <= ?4 "
+                                 "AND reason IN ('trained', 'refit') ORDER BY version DESC "
+                                 "LIMIT 1",
                                  &st, err);
         if (rc == 0) {
             bind_versions(st, sm, since, current);
@@ -1182,8 +1174,8 @@ static int commit_fit(tdm__tx *tx, proc_state *ps, trained *t, const char *actor
     uint64_t seen = tdm_model_examples_seen(t->model, &online);
     st = tdm__stmt(tx->stmts,
                    "INSERT INTO models (process, step, version, created_at, reason, "
-                   "examples_seen, online_updates, n_labels, snapshot) VALUES (?, ?, ?, ?, ?, ?, "
-                   "0, ?, ?)",
+                   "examples_seen, online_updates, n_labels, snapshot, fit_rows) VALUES (?, ?, ?, "
+                   "?, ?, ?, 0, ?, ?, ?)",
                    err);
     if (st == NULL)
         return err->code;
@@ -1195,6 +1187,7 @@ static int commit_fit(tdm__tx *tx, proc_state *ps, trained *t, const char *actor
     sqlite3_bind_int64(st, 6, (sqlite3_int64)seen);
     sqlite3_bind_int64(st, 7, (sqlite3_int64)tdm_model_label_count(t->model));
     sqlite3_bind_blob64(st, 8, t->blob, t->blob_len, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 9, (sqlite3_int64)rows);
     if (sqlite3_step(st) != SQLITE_DONE)
         return tdm__db_error(tx->db, sqlite3_errcode(tx->db), err, "storing a model");
     const tdm_risk_result *r = &t->rep.risk;

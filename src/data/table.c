@@ -887,6 +887,14 @@ tdm_field_kind tdm_table_infer_kind(const tdm_table *table, size_t col)
     return TDM_FIELD_CATEGORICAL;
 }
 
+/* The index past the run of digits at s[i .. n). */
+static size_t skip_digits(const char *s, size_t i, size_t n)
+{
+    while (i < n && s[i] >= '0' && s[i] <= '9')
+        i++;
+    return i;
+}
+
 /* True when s[0 .. n) is a number as JSON writes one (see tdm_table_column_is_json_number). */
 static int is_json_number(const char *s, size_t n)
 {
@@ -895,31 +903,24 @@ static int is_json_number(const char *s, size_t n)
         i++;
     if (i >= n)
         return 0;
-    if (s[i] == '0') {
+    if (s[i] == '0')
         i++;
-    } else if (s[i] >= '1' && s[i] <= '9') {
-        while (i < n && s[i] >= '0' && s[i] <= '9')
-            i++;
-    } else {
+    else if (s[i] >= '1' && s[i] <= '9')
+        i = skip_digits(s, i, n);
+    else
         return 0;
-    }
     if (i < n && s[i] == '.') {
-        i++;
-        size_t d = i;
-        while (i < n && s[i] >= '0' && s[i] <= '9')
-            i++;
-        if (i == d)
-            return 0;
+        size_t d = i + 1;
+        if ((i = skip_digits(s, d, n)) == d)
+            return 0; /* a point needs digits after it */
     }
     if (i < n && (s[i] == 'e' || s[i] == 'E')) {
         i++;
         if (i < n && (s[i] == '+' || s[i] == '-'))
             i++;
         size_t d = i;
-        while (i < n && s[i] >= '0' && s[i] <= '9')
-            i++;
-        if (i == d)
-            return 0;
+        if ((i = skip_digits(s, d, n)) == d)
+            return 0; /* so does an exponent */
     }
     return i == n;
 }

@@ -133,12 +133,14 @@ static const char *const migrations[] = {
     "ALTER TABLE tasks ADD COLUMN first_because TEXT;",
     /* 7 -> 8: refits (src/core/learning.c). The rows a batch fit learned from, kept with the
      * version of that fit, so that a refit can learn from them again together with the
-     * online updates after it (model_updates); and whether a task's item, and so an
+     * online updates after it (model_updates); how many rows a fit learned from (what the
+     * refit schedule counts); and whether a task's item, and so an
      * update's, would have reached a person whatever the model's confidence (NULL, before:
      * a task's routing reason says; an update counts as such). */
     "CREATE TABLE examples ("
     "  process TEXT NOT NULL, step TEXT NOT NULL, version INTEGER NOT NULL, row INTEGER NOT NULL,"
     "  fields TEXT NOT NULL, label TEXT NOT NULL, PRIMARY KEY (process, step, version, row));"
+    "ALTER TABLE models ADD COLUMN fit_rows INTEGER;"
     "ALTER TABLE model_updates ADD COLUMN census INTEGER;"
     "ALTER TABLE tasks ADD COLUMN census INTEGER;",
 };

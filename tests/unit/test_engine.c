@@ -588,6 +588,18 @@ static json_t *threshold_changes(tdm_engine *e)
     return audit_data(e, "threshold.changed");
 }
 
+/* Completes a task with `body` as `who`; returns the answer (a new reference). */
+static json_t *complete_as(tdm_engine *e, const char *task, const char *who, const char *body)
+{
+    char *out = NULL;
+    tdm_error err = {0};
+    int rc = tdm_engine_complete_task(e, task, who, body, strlen(body), &out, &err);
+    if (rc != 0)
+        print_error("complete: %s\n", err.message);
+    assert_int_equal(rc, 0);
+    return parse(out);
+}
+
 /* Submits `body`; when it is queued, answers its task with the proposal (accept). Returns
  * 1 when a person answered, 0 when the AI decided alone. */
 static int submit_and_accept(tdm_engine *e, const char *body, const char *why_wanted)
@@ -605,10 +617,7 @@ static int submit_and_accept(tdm_engine *e, const char *body, const char *why_wa
             assert_string_equal(json_string_value(json_object_get(t, "why")), why_wanted);
             json_decref(t);
         }
-        static const char accept[] = "{\"action\": \"accept\"}";
-        assert_int_equal(
-            tdm_engine_complete_task(e, task, "ana", accept, sizeof accept - 1, &out, &err), 0);
-        tdm_free(out);
+        json_decref(complete_as(e, task, "ana", "{\"action\": \"accept\"}"));
     }
     json_decref(r);
     return queued;
@@ -775,11 +784,7 @@ static int unsure_items(tdm_engine *e, int n, int right, int from)
                 snprintf(answer, sizeof answer, "{\"action\": \"correct\", \"value\": \"%s\"}",
                          other);
             snprintf(task, sizeof task, "%s", json_string_value(json_object_get(r, "task_id")));
-            char *out;
-            tdm_error err = {0};
-            assert_int_equal(
-                tdm_engine_complete_task(e, task, "ana", answer, strlen(answer), &out, &err), 0);
-            tdm_free(out);
+            json_decref(complete_as(e, task, "ana", answer));
             reviewed++;
         }
         json_decref(r);
@@ -869,11 +874,7 @@ static void test_cold_start_certifies_from_live_checks(void **state)
             snprintf(answer, sizeof answer, "{\"action\": \"correct\", \"value\": \"%s\"}",
                      intents[c]);
             snprintf(task, sizeof task, "%s", json_string_value(json_object_get(r, "task_id")));
-            char *out;
-            tdm_error err = {0};
-            assert_int_equal(
-                tdm_engine_complete_task(e, task, "ana", answer, strlen(answer), &out, &err), 0);
-            tdm_free(out);
+            json_decref(complete_as(e, task, "ana", answer));
             barrier(e);
         }
         json_decref(r);
@@ -906,18 +907,6 @@ static void live_checks(int64_t *n, int64_t *right)
     *right = sqlite3_column_int64(st, 1);
     sqlite3_finalize(st);
     sqlite3_close(db);
-}
-
-/* Completes a task with `body` as `who`; returns the answer (a new reference). */
-static json_t *complete_as(tdm_engine *e, const char *task, const char *who, const char *body)
-{
-    char *out = NULL;
-    tdm_error err = {0};
-    int rc = tdm_engine_complete_task(e, task, who, body, strlen(body), &out, &err);
-    if (rc != 0)
-        print_error("complete: %s\n", err.message);
-    assert_int_equal(rc, 0);
-    return parse(out);
 }
 
 /*

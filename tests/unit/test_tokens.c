@@ -609,6 +609,7 @@ static void test_migration_from_v1(void **state)
                      "DROP TABLE webhooks; DROP TABLE deliveries; DROP INDEX audit_escalations; "
                      "DROP INDEX audit_automation; ALTER TABLE tasks DROP COLUMN first_because; "
                      "DROP TABLE examples; ALTER TABLE model_updates DROP COLUMN census; "
+                     "ALTER TABLE models DROP COLUMN fit_rows; "
                      "ALTER TABLE tasks DROP COLUMN census; "
                      "UPDATE meta SET "
                      "value = '1' WHERE key = "
