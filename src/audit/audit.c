@@ -18,8 +18,10 @@
 #include "audit/audit.h"
 
 #include <inttypes.h>
+#include <math.h>
 #include <sodium.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "util/util.h"
@@ -90,7 +92,15 @@ int tdm__audit_append(tdm__stmt_cache *c, tdm__audit_tail *tail, int64_t at, con
 {
     char *text = data ? json_dumps(data, JSON_COMPACT | JSON_REAL_PRECISION(10)) : NULL;
     json_decref(data);
-    const char *payload = text ? text : "{}";
+    int rc = tdm__audit_append_text(c, tail, at, actor, event, subject, text, err);
+    free(text);
+    return rc;
+}
+
+int tdm__audit_append_text(tdm__stmt_cache *c, tdm__audit_tail *tail, int64_t at, const char *actor,
+                           const char *event, const char *subject, const char *data, tdm_error *err)
+{
+    const char *payload = data ? data : "{}";
     uint64_t seq = tail->seq + 1;
     char hash[TDM__HASH_HEX];
     if (actor == NULL)
@@ -101,10 +111,8 @@ int tdm__audit_append(tdm__stmt_cache *c, tdm__audit_tail *tail, int64_t at, con
                                  "INSERT INTO audit (seq, at, actor, event, subject, data, "
                                  "prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                                  err);
-    if (st == NULL) {
-        free(text);
+    if (st == NULL)
         return err ? err->code : TDM_EIO;
-    }
     sqlite3_bind_int64(st, 1, (sqlite3_int64)seq);
     sqlite3_bind_int64(st, 2, at);
     sqlite3_bind_text(st, 3, actor, -1, SQLITE_STATIC);
@@ -115,12 +123,195 @@ int tdm__audit_append(tdm__stmt_cache *c, tdm__audit_tail *tail, int64_t at, con
     sqlite3_bind_text(st, 8, hash, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
-    free(text);
     if (rc != SQLITE_DONE)
         return tdm__db_error(c->db, rc, err, "appending to the audit trail");
     tail->seq = seq;
     memcpy(tail->hash, hash, sizeof hash);
     return 0;
+}
+
+/* ---- entry data as text ---------------------------------------------------------------- */
+
+void tdm__audit_data_init(tdm__audit_data *d)
+{
+    d->p = d->small;
+    d->cap = sizeof d->small;
+    d->small[0] = '{';
+    d->len = 1;
+    d->failed = 0;
+}
+
+/* Makes room for n more bytes and a NUL; 0 when there is. */
+static int data_room(tdm__audit_data *d, size_t n)
+{
+    if (d->failed)
+        return -1;
+    if (d->len + n + 1 <= d->cap)
+        return 0;
+    size_t cap = d->cap * 2;
+    while (cap < d->len + n + 1)
+        cap *= 2;
+    char *p = d->p == d->small ? malloc(cap) : realloc(d->p, cap);
+    if (p == NULL) {
+        d->failed = 1;
+        return -1;
+    }
+    if (d->p == d->small)
+        memcpy(p, d->small, d->len);
+    d->p = p;
+    d->cap = cap;
+    return 0;
+}
+
+static void data_bytes(tdm__audit_data *d, const char *bytes, size_t n)
+{
+    if (data_room(d, n) == 0) {
+        memcpy(d->p + d->len, bytes, n);
+        d->len += n;
+    }
+}
+
+/* A JSON string as jansson writes it without JSON_ENSURE_ASCII or JSON_ESCAPE_SLASH: '"' and
+ * '\' escaped, the control characters with their short escape or \u00XX, the rest as is. */
+static void data_string(tdm__audit_data *d, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    data_bytes(d, "\"", 1);
+    const char *run = s;
+    for (;; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch >= 0x20 && ch != '"' && ch != '\\')
+            continue;
+        data_bytes(d, run, (size_t)(s - run));
+        if (ch == 0)
+            break;
+        char esc[6] = {'\\', 0, '0', '0', hex[ch >> 4], hex[ch & 15]};
+        size_t n = 2;
+        switch (ch) {
+        case '"':
+            esc[1] = '"';
+            break;
+        case '\\':
+            esc[1] = '\\';
+            break;
+        case '\b':
+            esc[1] = 'b';
+            break;
+        case '\f':
+            esc[1] = 'f';
+            break;
+        case '\n':
+            esc[1] = 'n';
+            break;
+        case '\r':
+            esc[1] = 'r';
+            break;
+        case '\t':
+            esc[1] = 't';
+            break;
+        default:
+            esc[1] = 'u';
+            n = 6;
+            break;
+        }
+        data_bytes(d, esc, n);
+        run = s + 1;
+    }
+    data_bytes(d, "\"", 1);
+}
+
+static void data_key(tdm__audit_data *d, const char *key)
+{
+    if (d->len > 1)
+        data_bytes(d, ",", 1);
+    data_string(d, key);
+    data_bytes(d, ":", 1);
+}
+
+void tdm__audit_data_str(tdm__audit_data *d, const char *key, const char *value)
+{
+    data_key(d, key);
+    data_string(d, value);
+}
+
+void tdm__audit_data_int(tdm__audit_data *d, const char *key, int64_t value)
+{
+    char num[24];
+    uint64_t mag = value < 0 ? (uint64_t)0 - (uint64_t)value : (uint64_t)value;
+    size_t n = 0;
+    if (value < 0)
+        num[n++] = '-';
+    n += decimal(mag, num + n);
+    data_key(d, key);
+    data_bytes(d, num, n);
+}
+
+void tdm__audit_data_bool(tdm__audit_data *d, const char *key, int value)
+{
+    data_key(d, key);
+    if (value)
+        data_bytes(d, "true", 4);
+    else
+        data_bytes(d, "false", 5);
+}
+
+void tdm__audit_data_real(tdm__audit_data *d, const char *key, double value)
+{
+    /* As jansson with JSON_REAL_PRECISION(10): %.10g, and ".0" after a bare integer. JSON
+     * has no NaN or infinity (jansson refuses to make them): null stands for them. */
+    if (!isfinite(value)) {
+        data_key(d, key);
+        data_bytes(d, "null", 4);
+        return;
+    }
+    char num[40];
+    int n = snprintf(num, sizeof num - 2, "%.10g", value);
+    if (n < 0 || (size_t)n >= sizeof num - 2) {
+        d->failed = 1;
+        return;
+    }
+    if (strspn(num, "0123456789-") == (size_t)n) {
+        num[n++] = '.';
+        num[n++] = '0';
+    }
+    /* ... and an exponent without its '+' or leading zeros: 1e21, 1e-7. */
+    char *e = strchr(num, 'e');
+    if (e != NULL) {
+        char *from = e + 1, *to = e + 1;
+        if (*from == '-')
+            from = ++to;
+        else if (*from == '+')
+            from++;
+        while (*from == '0' && from[1] != '\0')
+            from++;
+        memmove(to, from, (size_t)(num + n - from) + 1);
+        n -= (int)(from - to);
+    }
+    data_key(d, key);
+    data_bytes(d, num, (size_t)n);
+}
+
+void tdm__audit_data_raw(tdm__audit_data *d, const char *key, const char *json)
+{
+    data_key(d, key);
+    data_bytes(d, json, strlen(json));
+}
+
+const char *tdm__audit_data_text(tdm__audit_data *d)
+{
+    if (data_room(d, 1) != 0)
+        return NULL;
+    d->p[d->len++] = '}';
+    d->p[d->len] = '\0';
+    return d->p;
+}
+
+void tdm__audit_data_release(tdm__audit_data *d)
+{
+    if (d->p != d->small)
+        free(d->p);
+    d->p = d->small;
+    d->len = 0;
 }
 
 static const char *col_text(sqlite3_stmt *st, int i)

@@ -165,6 +165,10 @@ int tdm__tx_effect(tdm__tx *tx, void (*apply)(tdm__tx *tx, void *arg), void (*dr
 int tdm__tx_audit(tdm__tx *tx, const char *actor, const char *event, const char *subject,
                   json_t *data, tdm_error *err);
 
+/* The same with data already compact JSON text (NULL means {}; see tdm__audit_data). */
+int tdm__tx_audit_text(tdm__tx *tx, const char *actor, const char *event, const char *subject,
+                       const char *data, tdm_error *err);
+
 struct tdm__job {
     /* Does the job's database work inside the transaction, registering effects with
      * tdm__tx_effect(). Returns 0 or an error (err set). */
@@ -380,6 +384,11 @@ void tdm__webhooks_forget(tdm_engine *e);
  */
 int tdm__tx_announce(tdm__tx *tx, const char *process, const char *actor, const char *event,
                      const char *subject, json_t *data, tdm_error *err);
+
+/* The same with data already compact JSON text (see tdm__audit_data), for intake's events:
+ * the text is parsed only when a webhook wants the event. */
+int tdm__tx_announce_text(tdm__tx *tx, const char *process, const char *actor, const char *event,
+                          const char *subject, const char *data, tdm_error *err);
 
 /* Room for a webhook-signature value ("v1," and 44 base64 characters, and a NUL). */
 #define TDM__WEBHOOK_SIGNATURE_CAP 64

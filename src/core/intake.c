@@ -83,18 +83,30 @@ int tdm__write_decision(tdm__tx *tx, const char *id, const char *item_id, int64_
     sqlite3_bind_int64(st, 15, tx->now);
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
-    free(vtext);
     free(ptext);
-    if (rc != SQLITE_DONE)
+    if (rc != SQLITE_DONE) {
+        free(vtext);
         return tdm__db_error(tx->db, rc, err, "storing a decision");
-    json_t *data = json_pack("{s:s, s:I, s:s, s:O, s:s, s:b}", "item", item_id, "item_version",
-                             (json_int_t)item_version, "step", step, "value", value, "by", by,
-                             "autonomous", autonomous);
+    }
+    tdm__audit_data d;
+    tdm__audit_data_init(&d);
+    tdm__audit_data_str(&d, "item", item_id);
+    tdm__audit_data_int(&d, "item_version", item_version);
+    tdm__audit_data_str(&d, "step", step);
+    tdm__audit_data_raw(&d, "value", vtext != NULL ? vtext : "null");
+    tdm__audit_data_str(&d, "by", by);
+    tdm__audit_data_bool(&d, "autonomous", autonomous);
     if (confidence >= 0)
-        json_object_set_new(data, "confidence", json_real(confidence));
+        tdm__audit_data_real(&d, "confidence", confidence);
     if (task_id != NULL)
-        json_object_set_new(data, "task", json_string(task_id));
-    return tdm__tx_announce(tx, process, person ? actor : by, "decision.made", id, data, err);
+        tdm__audit_data_str(&d, "task", task_id);
+    free(vtext);
+    const char *text = tdm__audit_data_text(&d);
+    rc = text != NULL ? tdm__tx_announce_text(tx, process, person ? actor : by, "decision.made", id,
+                                              text, err)
+                      : tdm__error_code(err, TDM_ENOMEM);
+    tdm__audit_data_release(&d);
+    return rc;
 }
 
 int tdm__write_task(tdm__tx *tx, const char *id, const char *item_id, int64_t item_version,
@@ -145,21 +157,31 @@ int tdm__write_task(tdm__tx *tx, const char *id, const char *item_id, int64_t it
     sqlite3_bind_int(st, 19, r->census != 0);
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
-    free(ptext);
     free(rtext);
     free(atext);
-    if (rc != SQLITE_DONE)
+    if (rc != SQLITE_DONE) {
+        free(ptext);
         return tdm__db_error(tx->db, rc, err, "storing a task");
-    json_t *data =
-        json_pack("{s:s, s:I, s:s, s:s, s:s}", "item", item_id, "item_version",
-                  (json_int_t)item_version, "step", info->id, "queue", info->queue, "why", r->why);
-    if (r->rule != NULL)
-        json_object_set_new(data, "rule", json_string(r->rule));
-    if (r->proposal != NULL) {
-        json_object_set(data, "proposal", r->proposal);
-        json_object_set_new(data, "confidence", json_real(r->confidence));
     }
-    return tdm__tx_announce(tx, process, actor, "task.created", id, data, err);
+    tdm__audit_data d;
+    tdm__audit_data_init(&d);
+    tdm__audit_data_str(&d, "item", item_id);
+    tdm__audit_data_int(&d, "item_version", item_version);
+    tdm__audit_data_str(&d, "step", info->id);
+    tdm__audit_data_str(&d, "queue", info->queue);
+    tdm__audit_data_str(&d, "why", r->why);
+    if (r->rule != NULL)
+        tdm__audit_data_str(&d, "rule", r->rule);
+    if (r->proposal != NULL) {
+        tdm__audit_data_raw(&d, "proposal", ptext);
+        tdm__audit_data_real(&d, "confidence", r->confidence);
+    }
+    free(ptext);
+    const char *text = tdm__audit_data_text(&d);
+    rc = text != NULL ? tdm__tx_announce_text(tx, process, actor, "task.created", id, text, err)
+                      : tdm__error_code(err, TDM_ENOMEM);
+    tdm__audit_data_release(&d);
+    return rc;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -168,9 +190,10 @@ int tdm__write_task(tdm__tx *tx, const char *id, const char *item_id, int64_t it
 
 typedef struct sub_item {
     char id[MAX_ID + 1];
-    int given;      /* the client named the item: it may exist already */
-    json_t *fields; /* as submitted, without "id" */
-    json_t *work;   /* fields plus the answers of the steps decided so far */
+    int given;         /* the client named the item: it may exist already */
+    json_t *fields;    /* as submitted, without "id" */
+    char *fields_text; /* the same as stored, written here and not on the writer's thread */
+    json_t *work;      /* fields plus the answers of the steps decided so far */
     size_t n_routes;
     tdm__route routes[MAX_STEPS];
     char rec_id[MAX_STEPS][32]; /* decision ids, or the task id for the last route */
@@ -251,9 +274,13 @@ static int take_item(json_t *obj, sub_item *it, const char *where, tdm_error *er
     it->fields = obj;
     /* A shallow copy: steps add their answers as new keys and never change a value. */
     it->work = json_copy(obj);
-    if (it->work == NULL) {
+    it->fields_text = json_dumps(obj, JSON_COMPACT);
+    if (it->work == NULL || it->fields_text == NULL) {
+        json_decref(it->work);
+        free(it->fields_text);
         json_decref(obj); /* the reference was stolen: nobody else frees it */
-        it->fields = NULL;
+        it->fields = it->work = NULL;
+        it->fields_text = NULL;
         return tdm__error_code(err, TDM_ENOMEM);
     }
     return 0;
@@ -265,6 +292,7 @@ static void release_item(sub_item *it)
         tdm__route_release(&it->routes[i]);
     json_decref(it->fields);
     json_decref(it->work);
+    free(it->fields_text);
 }
 
 /* Routes one item from step `from` until a step queues it or the steps run out. */
@@ -329,25 +357,26 @@ static int sub_run(tdm__tx *tx, tdm__job *job, tdm_error *err)
                        err);
         if (st == NULL)
             return err->code;
-        char *text = json_dumps(it->fields, JSON_COMPACT);
-        if (text == NULL)
-            return tdm__error_code(err, TDM_ENOMEM);
         sqlite3_bind_text(st, 1, it->id, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, process, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 3, it->version);
-        sqlite3_bind_text(st, 4, text, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 4, it->fields_text, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 5, queued ? "queued" : "decided", -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 6, (sqlite3_int64)at);
         sqlite3_bind_int64(st, 7, tx->now);
         int rc = sqlite3_step(st);
         sqlite3_reset(st);
-        free(text);
         if (rc != SQLITE_DONE)
             return tdm__db_error(tx->db, rc, err, "storing an item");
-        rc = tdm__tx_audit(tx, c->actor, "item.received", it->id,
-                           json_pack("{s:s, s:I, s:b}", "process", process, "version",
-                                     (json_int_t)it->version, "replaced", existed),
-                           err);
+        tdm__audit_data d;
+        tdm__audit_data_init(&d);
+        tdm__audit_data_str(&d, "process", process);
+        tdm__audit_data_int(&d, "version", it->version);
+        tdm__audit_data_bool(&d, "replaced", existed);
+        const char *data = tdm__audit_data_text(&d);
+        rc = data != NULL ? tdm__tx_audit_text(tx, c->actor, "item.received", it->id, data, err)
+                          : tdm__error_code(err, TDM_ENOMEM);
+        tdm__audit_data_release(&d);
         if (rc != 0)
             return rc;
         for (size_t k = 0; k < it->n_routes; k++) {

@@ -363,6 +363,25 @@ int tdm__tx_announce(tdm__tx *tx, const char *process, const char *actor, const 
     return tdm__tx_audit(tx, actor, event, subject, data, err);
 }
 
+int tdm__tx_announce_text(tdm__tx *tx, const char *process, const char *actor, const char *event,
+                          const char *subject, const char *data, tdm_error *err)
+{
+    struct tdm__webhooks *w = tx->e->webhooks;
+    if (w != NULL && !(w->loaded && w->n_subs == 0) && process != NULL) {
+        const struct event_kind *k = kind_audited(event);
+        if (k != NULL) {
+            json_t *obj = json_loads(data ? data : "{}", 0, NULL);
+            if (obj == NULL)
+                return tdm__error_code(err, TDM_ENOMEM); /* our own text: only memory fails */
+            int rc = write_deliveries(tx, w, k, process, actor, subject, obj, err);
+            json_decref(obj);
+            if (rc != 0)
+                return rc;
+        }
+    }
+    return tdm__tx_audit_text(tx, actor, event, subject, data, err);
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* Checking a subscription                                                                    */
 /* ------------------------------------------------------------------------------------------ */

@@ -93,6 +93,12 @@ int tdm__tx_audit(tdm__tx *tx, const char *actor, const char *event, const char 
     return tdm__audit_append(tx->stmts, tx->audit, tx->now, actor, event, subject, data, err);
 }
 
+int tdm__tx_audit_text(tdm__tx *tx, const char *actor, const char *event, const char *subject,
+                       const char *data, tdm_error *err)
+{
+    return tdm__audit_append_text(tx->stmts, tx->audit, tx->now, actor, event, subject, data, err);
+}
+
 static void drop_effects(tdm__effect *fx)
 {
     while (fx != NULL) {
