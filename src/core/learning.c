@@ -215,16 +215,20 @@ static int load_model(tdm_engine *e, step_model *sm, const tdm_step_info *info, 
     uint64_t at = 0;
     /* The current version, as the store has it (it may be ahead of what we were told). */
     rc = tdm__db_prepare(db,
-                         "SELECT model_version, model_since FROM steps WHERE process = ? AND "
+                         "SELECT model_version, model_since, coalesce(refit_tried, 0), "
+                         "coalesce(refit_tried_rows, 0) FROM steps WHERE process = ? AND "
                          "step = ?",
                          &st, err);
     uint64_t current = 0, since = sm->since, fit_version = 0, fit_examples = 0;
+    uint64_t tried = 0, tried_rows = 0;
     if (rc == 0) {
         sqlite3_bind_text(st, 1, sm->process, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, sm->step, -1, SQLITE_STATIC);
         if (sqlite3_step(st) == SQLITE_ROW) {
             current = (uint64_t)sqlite3_column_int64(st, 0);
             since = (uint64_t)sqlite3_column_int64(st, 1);
+            tried = (uint64_t)sqlite3_column_int64(st, 2);
+            tried_rows = (uint64_t)sqlite3_column_int64(st, 3);
         }
         sqlite3_finalize(st);
         st = NULL;
@@ -299,6 +303,12 @@ static int load_model(tdm_engine *e, step_model *sm, const tdm_step_info *info, 
     sm->since = since;
     sm->fit_version = fit_version > 0 ? fit_version : since - 1;
     sm->fit_examples = fit_examples;
+    /* A refit declined after the fit in force (one before it, or before a new train, no
+     * longer counts). */
+    if (tried > sm->fit_version && tried <= current && tried > sm->tried_version) {
+        sm->tried_version = tried;
+        sm->tried_examples = tried_rows;
+    }
     sm->loaded = 1;
     return 0;
 }
@@ -1621,6 +1631,21 @@ static int refit_run(tdm__tx *tx, tdm__job *job, tdm_error *err)
     if (superseded)
         return 0;
     if (certified && !c->t.rep.risk.found) {
+        /* Remembered in the store too, so that a restart does not try the same again. */
+        st = tdm__stmt(tx->stmts,
+                       "UPDATE steps SET refit_tried = ?, refit_tried_rows = ? WHERE process = ? "
+                       "AND step = ?",
+                       err);
+        if (st == NULL)
+            return err->code;
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)c->seen);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)c->t.rep.n_train);
+        sqlite3_bind_text(st, 3, process, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 4, info->id, -1, SQLITE_STATIC);
+        int step_rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (step_rc != SQLITE_DONE)
+            return tdm__db_error(tx->db, step_rc, err, "recording a declined refit");
         char subject[260];
         snprintf(subject, sizeof subject, "%s/%s", process, info->id);
         return tdm__tx_audit(tx, "tandem", "model.refit_declined", subject,

@@ -143,6 +143,12 @@ static const char *const migrations[] = {
     "ALTER TABLE models ADD COLUMN fit_rows INTEGER;"
     "ALTER TABLE model_updates ADD COLUMN census INTEGER;"
     "ALTER TABLE tasks ADD COLUMN census INTEGER;",
+    /* 8 -> 9: the last refit not adopted (declined: it certified nothing where the model in
+     * force has a threshold), the version it read up to and the rows it learned from, so
+     * that a restarted engine waits for as many answers again before the next try, as the
+     * running one did, instead of fitting the same answers again at once. */
+    "ALTER TABLE steps ADD COLUMN refit_tried INTEGER;"
+    "ALTER TABLE steps ADD COLUMN refit_tried_rows INTEGER;",
 };
 
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])

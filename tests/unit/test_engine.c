@@ -1126,6 +1126,18 @@ static void test_refit(void **state)
     assert_int_equal(sm->tried_version, 1002);
     assert_int_equal(sm->tried_examples, 1450);
     tdm_engine_close(e);
+    /* A restarted engine remembers the declined refit: the next answer does not try the
+     * same fit again. */
+    e = open_engine();
+    e->refit_inline = 1;
+    sm = e->procs[0]->steps[0];
+    assert_int_equal(sm->tried_version, 1002);
+    assert_int_equal(sm->tried_examples, 1450);
+    answer_items(e, 1, 0, 1);
+    declined = audit_data(e, "model.refit_declined");
+    assert_int_equal(json_array_size(declined), 1);
+    json_decref(declined);
+    tdm_engine_close(e);
 }
 
 /* The task's census flag: set by routing, whatever the reason the item went to a person,

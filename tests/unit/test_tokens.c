@@ -611,6 +611,8 @@ static void test_migration_from_v1(void **state)
                      "DROP TABLE examples; ALTER TABLE model_updates DROP COLUMN census; "
                      "ALTER TABLE models DROP COLUMN fit_rows; "
                      "ALTER TABLE tasks DROP COLUMN census; "
+                     "ALTER TABLE steps DROP COLUMN refit_tried; "
+                     "ALTER TABLE steps DROP COLUMN refit_tried_rows; "
                      "UPDATE meta SET "
                      "value = '1' WHERE key = "
                      "'schema_version';",
