@@ -147,8 +147,8 @@ static const char *const migrations[] = {
      * force has a threshold), the version it read up to and the rows it learned from, so
      * that a restarted engine waits for as many answers again before the next try, as the
      * running one did, instead of fitting the same answers again at once. */
-    "ALTER TABLE steps ADD COLUMN refit_tried INTEGER;"
-    "ALTER TABLE steps ADD COLUMN refit_tried_rows INTEGER;",
+    ("ALTER TABLE steps ADD COLUMN refit_tried INTEGER;"
+     "ALTER TABLE steps ADD COLUMN refit_tried_rows INTEGER;"),
 };
 
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])
