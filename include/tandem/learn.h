@@ -260,6 +260,11 @@ typedef struct tdm_train_opts {
     double target_error;   /* alpha for the certified threshold; default 0.01 */
     double delta;          /* failure probability of the certificate; default 0.05 */
     int keep_scores;       /* fill the report's out-of-fold scores (see tdm_train_report) */
+    /* Asked before each pass over the rows (about 120 times in a default fit); a nonzero
+     * answer stops the fit, which then fails with TDM_EBUSY. NULL: never stop. Called on the
+     * fitting thread. */
+    int (*should_stop)(void *arg);
+    void *stop_arg;
 } tdm_train_opts;
 
 /* Fills `opts` with the defaults above. */

@@ -1285,8 +1285,11 @@ static int train_run(tdm__tx *tx, tdm__job *job, tdm_error *err)
 /* Fits step `index` of ps on `table` into *t: the model, its cross-fitted report, the rows
  * that are checks (of those `census` marks, when given), the model serialized. On failure *t
  * holds nothing. */
+static int refits_stopping(void *arg);
+
 static int fit_step(proc_state *ps, size_t index, const tdm_table *table,
-                    const unsigned char *census, trained *t, tdm_error *err)
+                    const unsigned char *census, struct tdm__refits *stop, trained *t,
+                    tdm_error *err)
 {
     const tdm_step_info *info = tdm_process_step(ps->p, index);
     tdm_train_opts o;
@@ -1294,6 +1297,10 @@ static int fit_step(proc_state *ps, size_t index, const tdm_table *table,
     o.target_error = info->max_error;
     o.delta = 1 - info->confidence;
     o.keep_scores = 1;
+    if (stop != NULL) {
+        o.should_stop = refits_stopping;
+        o.stop_arg = stop;
+    }
     *t = (trained){0};
     t->step = index;
     int rc = tdm_model_train(table, info->output, info->inputs, info->n_inputs, &o, &t->model,
@@ -1379,7 +1386,7 @@ int tdm_engine_train(tdm_engine *e, const char *process, const char *data, size_
         }
         if (rc != 0)
             break;
-        rc = fit_step(ps, i, table, NULL, &t[n], err);
+        rc = fit_step(ps, i, table, NULL, NULL, &t[n], err);
         if (rc != 0) {
             if (err->field[0] == '\0')
                 snprintf(err->field, sizeof err->field, "%s", info->output);
@@ -1488,6 +1495,16 @@ typedef struct tdm__refits {
     pthread_t thread;
     int started, stopping;
 } tdm__refits;
+
+/* tdm_train_opts.should_stop of a refit: the engine is closing (tdm__refits_close). */
+static int refits_stopping(void *arg)
+{
+    tdm__refits *r = arg;
+    pthread_mutex_lock(&r->lock);
+    int stopping = r->stopping;
+    pthread_mutex_unlock(&r->lock);
+    return stopping;
+}
 
 typedef struct refit_ctx {
     proc_state *ps;
@@ -1716,7 +1733,7 @@ static void refit_step(tdm_engine *e, step_model *sm)
         c.ps = ps;
         rc = tdm_table_row_count(table) == c.rows ? 0 : TDM_ECORRUPT;
         if (rc == 0)
-            rc = fit_step(ps, index, table, c.census, &c.t, &err);
+            rc = fit_step(ps, index, table, c.census, e->refits, &c.t, &err);
     }
     tdm_table_free(table);
     if (rc == 0) {
@@ -1725,10 +1742,11 @@ static void refit_step(tdm_engine *e, step_model *sm)
         job.ctx = &c;
         rc = tdm__writer_run(e->writer, &job, &err);
     }
-    /* Not adopted, or failed: wait for as many answers again before the next try. */
+    /* Not adopted, or failed: wait for as many answers again before the next try; stopped
+     * because the engine closes (TDM_EBUSY), not: the next start tries at once. */
     pthread_rwlock_wrlock(&sm->lock);
     sm->refit_queued = 0;
-    if (!c.adopted && c.seen > sm->fit_version && c.seen > sm->tried_version) {
+    if (!c.adopted && rc != TDM_EBUSY && c.seen > sm->fit_version && c.seen > sm->tried_version) {
         sm->tried_version = c.seen;
         sm->tried_examples = c.t.rep.n_train;
     }

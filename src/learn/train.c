@@ -235,6 +235,9 @@ typedef struct fit_ctx {
     float *scores;      /* stride floats */
     uint32_t *kept_idx; /* 2 * x->max_row: the surviving features of two examples */
     float *kept_val;
+    int (*should_stop)(void *arg);
+    void *stop_arg;
+    int stopped; /* should_stop said so: the fit is unfinished */
 } fit_ctx;
 
 /*
@@ -287,6 +290,10 @@ static void fit_rows(tdm_model *m, fit_ctx *ctx, uint32_t *order, size_t n)
     uint32_t *idx[2] = {ctx->kept_idx, ctx->kept_idx + x->max_row};
     float *val[2] = {ctx->kept_val, ctx->kept_val + x->max_row};
     for (unsigned e = 0; e < ctx->epochs && n > 0; e++) {
+        if (ctx->should_stop != NULL && ctx->should_stop(ctx->stop_arg)) {
+            ctx->stopped = 1;
+            return;
+        }
         shuffle(order, n, ctx->rng);
         tdm__fvec next = drop_features(ctx, csr_row(x, order[0]), idx[0], val[0]);
         for (size_t i = 0; i < n; i++) {
@@ -480,6 +487,8 @@ static int cross_fit(tdm_model *m, tdm_model *work, fit_ctx *ctx, unsigned k, fl
                 order[n++] = (uint32_t)i;
         tdm__model_reset(work);
         fit_rows(work, ctx, order, n);
+        if (ctx->stopped)
+            break;
         for (size_t i = 0; i < x->n; i++) {
             if (fold[i] != f)
                 continue;
@@ -627,7 +636,15 @@ int tdm_model_train(const tdm_table *t, const char *label_column, const tdm_fiel
         rc = tdm__error_code(err, TDM_ENOMEM);
         goto out;
     }
-    fit_ctx ctx = {&x, opts->epochs, opts->dropout, &rng, scores, kept_idx, kept_val};
+    fit_ctx ctx = {.x = &x,
+                   .epochs = opts->epochs,
+                   .dropout = opts->dropout,
+                   .rng = &rng,
+                   .scores = scores,
+                   .kept_idx = kept_idx,
+                   .kept_val = kept_val,
+                   .should_stop = opts->should_stop,
+                   .stop_arg = opts->stop_arg};
     rep.temperature = 1.0;
     rep.risk.threshold = INFINITY;
     rep.risk.error_bound = 1.0;
@@ -650,6 +667,10 @@ int tdm_model_train(const tdm_table *t, const char *label_column, const tdm_fiel
             rc = cross_fit(m, work, &ctx, k, logits);
         tdm_model_free(work);
         work = NULL;
+        if (rc == 0 && ctx.stopped) {
+            rc = tdm__error(err, TDM_EBUSY, "the fit was stopped before it finished");
+            goto out;
+        }
         if (rc == 0)
             rc = tdm_calibrate_temperature(logits, x.n, m->n_labels, m->stride, x.label,
                                            &rep.temperature);
@@ -686,6 +707,10 @@ int tdm_model_train(const tdm_table *t, const char *label_column, const tdm_fiel
         for (size_t i = 0; i < x.n; i++)
             labels[i] = (uint32_t)i;
         fit_rows(m, &ctx, labels, x.n);
+        if (ctx.stopped) {
+            rc = tdm__error(err, TDM_EBUSY, "the fit was stopped before it finished");
+            goto out;
+        }
     }
     m->temperature = rep.temperature;
     m->risk = rep.risk;

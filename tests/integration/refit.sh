@@ -129,5 +129,53 @@ expect_http 200 GET /v1/processes/triage-off
 [ "$(jqb '.steps[0].model_version')" = 1000 ] || fail "triage-off: $(cat "$WORK/body")"
 echo "ok: refit: off learns online only (1,000 versions, no refit)"
 
+# A refit under way when the server stops: the fit stops at once (it is asked between its
+# passes over the rows) instead of holding the shutdown for the whole fit, nothing of it is
+# committed, and the next answer after the restart makes it due again. 6,000 rows of history
+# make a refit due at the 3,000th answer, a fit on 9,000 rows: seconds of work.
+sed 's/^process: support-triage/process: triage-stop/' "$WORK/hybrid.yaml" >"$WORK/stop.yaml"
+expect_http 200 PUT /v1/processes/triage-stop -H 'Content-Type: application/yaml' \
+    --data-binary @"$WORK/stop.yaml"
+python3 - "$EX/data/train.csv" "$WORK" <<'PY'
+import csv, sys
+rows = list(csv.reader(open(sys.argv[1], newline="")))[1:]
+def write(name, header, part):
+    with open(sys.argv[2] + "/" + name, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        w.writerows(part)
+write("stop-history.csv", ["text", "category"], rows[:6000])
+write("stop-items.csv", ["text", "truth"], rows[6000:9001])
+PY
+expect_http 200 POST /v1/processes/triage-stop/train -H 'Content-Type: text/csv' \
+    --data-binary @"$WORK/stop-history.csv"
+"$TANDEM" submit --process triage-stop --url "$BASE" --batch 500 "$WORK/stop-items.csv" \
+    >"$WORK/stop.jsonl" || fail "submit failed"
+sqlite3 "$DB" "SELECT id, json_extract(fields, '$.truth') FROM items WHERE process = 'triage-stop'" |
+    tr '|' ' ' >"$WORK/truth.txt"
+jq -r 'select(.status == "queued") | "\(.id) \(.task_id) \(.proposal.value // "")"' \
+    "$WORK/stop.jsonl" >"$WORK/tasks.txt"
+[ "$(wc -l <"$WORK/tasks.txt")" = 3001 ] || fail "expected 3001 queued items"
+head -n 3000 "$WORK/tasks.txt" >"$WORK/first.txt"
+tail -n 1 "$WORK/tasks.txt" >"$WORK/last.txt"
+[ "$(answer_tasks "$WORK/first.txt" | grep -c '^200$')" = 3000 ] || fail "3,000 answers not all 200"
+t0=$(date +%s%N)
+stop_server
+stop_ms=$((($(date +%s%N) - t0) / 1000000))
+refits=$(sqlite3 "$DB" "SELECT count(*) FROM audit WHERE event IN ('model.refit', 'model.refit_declined') AND subject LIKE 'triage-stop/%'")
+[ "$refits" = 0 ] || fail "the refit was not stopped: $refits entries ($stop_ms ms to stop)"
+[ "$(sqlite3 "$DB" "SELECT coalesce(refit_tried, 0) FROM steps WHERE process = 'triage-stop'")" = 0 ] ||
+    fail "a stopped refit was recorded as tried"
+expect_number "ms to stop with a refit under way" "$stop_ms" "<=" 5000
+start_server "$DB"
+[ "$(answer_tasks "$WORK/last.txt")" = 200 ] || fail "the answer after the restart failed"
+for _ in $(seq 1 600); do
+    [ "$(sqlite3 "$DB" "SELECT count(*) FROM audit WHERE event IN ('model.refit', 'model.refit_declined') AND subject LIKE 'triage-stop/%'")" = 1 ] && break
+    sleep 0.1
+done
+[ "$(sqlite3 "$DB" "SELECT count(*) FROM audit WHERE event = 'model.refit' AND subject LIKE 'triage-stop/%'")" = 1 ] ||
+    fail "no refit after the restart: $(sqlite3 "$DB" "SELECT event, data FROM audit WHERE subject LIKE 'triage-stop/%' AND event LIKE 'model.%'")"
+echo "ok: a refit under way stopped with the server ($stop_ms ms) and ran after the restart"
+
 stop_server
 echo "PASS refit"

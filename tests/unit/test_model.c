@@ -506,6 +506,50 @@ static void test_without_folds(void **state)
     tdm_model_free(m);
 }
 
+/* should_stop: counts its calls and says stop once the count reaches *arg's limit. */
+typedef struct stop_count {
+    unsigned calls, stop_at;
+} stop_count;
+
+static int stop_after(void *arg)
+{
+    stop_count *c = arg;
+    return ++c->calls >= c->stop_at;
+}
+
+/* A fit asks should_stop before every pass, stops when told, and then fails with TDM_EBUSY
+ * and no model; never told, it finishes as it would without the callback. */
+static void test_should_stop(void **state)
+{
+    (void)state;
+    tdm_table *t = synthetic_table(60, 11);
+    tdm_train_opts o;
+    tdm_model *m = NULL;
+    tdm_error err = {0};
+    for (unsigned folds = 0; folds <= 5; folds += 5) {
+        tdm_train_opts_init(&o);
+        o.folds = folds;
+        o.epochs = 4;
+        stop_count never = {0, UINT32_MAX};
+        o.should_stop = stop_after;
+        o.stop_arg = &never;
+        assert_int_equal(tdm_model_train(t, "intent", text_field, 1, &o, &m, NULL, &err), 0);
+        /* One call a pass: 4 epochs of each of the 5 fold models, or of the one fit. */
+        assert_int_equal(never.calls, folds ? 5 * 4 : 4);
+        tdm_model_free(m);
+        m = NULL;
+
+        stop_count soon = {0, 3};
+        o.stop_arg = &soon;
+        assert_int_equal(tdm_model_train(t, "intent", text_field, 1, &o, &m, NULL, &err),
+                         TDM_EBUSY);
+        assert_null(m);
+        assert_non_null(strstr(err.message, "stopped"));
+        assert_int_equal(soon.calls, 3); /* not asked again once it said stop */
+    }
+    tdm_table_free(t);
+}
+
 static void test_predict_and_featurize_arguments(void **state)
 {
     (void)state;
@@ -545,6 +589,7 @@ int main(void)
         cmocka_unit_test(test_structured_fields),
         cmocka_unit_test(test_deterministic_by_seed),
         cmocka_unit_test(test_without_folds),
+        cmocka_unit_test(test_should_stop),
         cmocka_unit_test(test_predict_and_featurize_arguments),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
