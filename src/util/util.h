@@ -79,6 +79,11 @@ double tdm__rng_double(tdm__rng *rng);
 /* Seconds from a monotonic clock; only differences are meaningful. */
 double tdm__now(void);
 
+/* Sets the calling thread's nice value (0 normal, 19 the lowest priority), for background
+ * work that must not take CPU from requests; Linux only. Returns 0, or -1 where the system
+ * refuses or does not keep nice values per thread. (src/util/thread.c) */
+int tdm__thread_nice(int nice);
+
 /* Overflow-checked size arithmetic: returns 0 and stores the result, or -1 on overflow. */
 static inline int tdm__size_mul(size_t a, size_t b, size_t *out)
 {
