@@ -11,6 +11,19 @@ DB=$WORK/tandem.db
 
 start_server "$DB"
 
+# cut_rows NAME HEADER FIRST END: rows FIRST to END - 1 of train.csv into $WORK/NAME, under
+# HEADER (comma-separated names). Rows are cut as CSV: some texts span lines.
+cut_rows() {
+    python3 - "$EX/data/train.csv" "$WORK/$1" "$2" "$3" "$4" <<'PY'
+import csv, sys
+rows = list(csv.reader(open(sys.argv[1], newline="")))[1:]
+with open(sys.argv[2], "w", newline="") as f:
+    w = csv.writer(f)
+    w.writerow(sys.argv[3].split(","))
+    w.writerows(rows[int(sys.argv[4]):int(sys.argv[5])])
+PY
+}
+
 # Every item goes to a person on a hybrid step, so 1,000 items make 1,000 answers.
 sed -e 's/allocation: ai/allocation: hybrid/' -e '/audit_sample/d' "$EX/process.yaml" \
     >"$WORK/hybrid.yaml"
@@ -18,20 +31,10 @@ expect_http 200 PUT /v1/processes/support-triage -H 'Content-Type: application/y
     --data-binary @"$WORK/hybrid.yaml"
 [ "$(jqb '.steps[0].refit')" = auto ] || fail "refit is not auto by default: $(cat "$WORK/body")"
 # The first 300 rows as history, the next 1,000 as items, the one after for later; the true
-# intent of an item travels in a field the process does not read. (Rows are cut as CSV: some
-# texts span lines.)
-python3 - "$EX/data/train.csv" "$WORK" <<'PY'
-import csv, sys
-rows = list(csv.reader(open(sys.argv[1], newline="")))[1:]
-def write(name, header, part):
-    with open(sys.argv[2] + "/" + name, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(header)
-        w.writerows(part)
-write("history.csv", ["text", "category"], rows[:300])
-write("items.csv", ["text", "truth"], rows[300:1300])
-write("one.csv", ["text", "truth"], rows[1300:1301])
-PY
+# intent of an item travels in a field the process does not read.
+cut_rows history.csv text,category 0 300
+cut_rows items.csv text,truth 300 1300
+cut_rows one.csv text,truth 1300 1301
 expect_http 200 POST /v1/processes/support-triage/train -H 'Content-Type: text/csv' \
     --data-binary @"$WORK/history.csv"
 [ "$(jqb '.steps[0].model_version')" = 1 ] || fail "train: $(cat "$WORK/body")"
@@ -136,17 +139,8 @@ echo "ok: refit: off learns online only (1,000 versions, no refit)"
 sed 's/^process: support-triage/process: triage-stop/' "$WORK/hybrid.yaml" >"$WORK/stop.yaml"
 expect_http 200 PUT /v1/processes/triage-stop -H 'Content-Type: application/yaml' \
     --data-binary @"$WORK/stop.yaml"
-python3 - "$EX/data/train.csv" "$WORK" <<'PY'
-import csv, sys
-rows = list(csv.reader(open(sys.argv[1], newline="")))[1:]
-def write(name, header, part):
-    with open(sys.argv[2] + "/" + name, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(header)
-        w.writerows(part)
-write("stop-history.csv", ["text", "category"], rows[:6000])
-write("stop-items.csv", ["text", "truth"], rows[6000:9001])
-PY
+cut_rows stop-history.csv text,category 0 6000
+cut_rows stop-items.csv text,truth 6000 9001
 expect_http 200 POST /v1/processes/triage-stop/train -H 'Content-Type: text/csv' \
     --data-binary @"$WORK/stop-history.csv"
 "$TANDEM" submit --process triage-stop --url "$BASE" --batch 500 "$WORK/stop-items.csv" \
