@@ -273,9 +273,10 @@ void tdm__audit_data_real(tdm__audit_data *d, const char *key, double value)
     if (strspn(num, "0123456789-") == (size_t)n) {
         num[n++] = '.';
         num[n++] = '0';
+        num[n] = '\0'; /* the room was kept: sizeof num - 2 above */
     }
     /* ... and an exponent without its '+' or leading zeros: 1e21, 1e-7. */
-    char *e = strchr(num, 'e');
+    char *e = memchr(num, 'e', (size_t)n);
     if (e != NULL) {
         char *from = e + 1, *to = e + 1;
         if (*from == '-')

@@ -101,6 +101,29 @@ static void test_reals_as_jansson(void **state)
     }
 }
 
+/* Leaves "e-e-e-..." in the stack below the caller, where the next call's locals will be: a
+ * number made on the stack must not read past its own end (an integral real, "5.0", used to
+ * pick up an "e-" there as an exponent and move a negative number of bytes). */
+static __attribute__((noinline)) void stain_stack(void)
+{
+    volatile char junk[512];
+    for (size_t i = 0; i < sizeof junk; i++)
+        junk[i] = i % 2 ? '-' : 'e';
+}
+
+static void test_integral_real_on_a_stained_stack(void **state)
+{
+    (void)state;
+    const double values[] = {5.0, -7.0, 100.0, 0.0, 1234567890.0};
+    for (size_t i = 0; i < sizeof values / sizeof *values; i++) {
+        tdm__audit_data d;
+        tdm__audit_data_init(&d);
+        stain_stack();
+        tdm__audit_data_real(&d, "n_above", values[i]);
+        expect_same(&d, json_pack("{s:f}", "n_above", values[i]));
+    }
+}
+
 static void test_raw_values(void **state)
 {
     (void)state;
@@ -139,6 +162,7 @@ int main(void)
         cmocka_unit_test(test_members_in_order),
         cmocka_unit_test(test_strings_escaped_as_jansson),
         cmocka_unit_test(test_reals_as_jansson),
+        cmocka_unit_test(test_integral_real_on_a_stained_stack),
         cmocka_unit_test(test_raw_values),
         cmocka_unit_test(test_grows_past_the_inline_buffer),
     };
