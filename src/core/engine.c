@@ -463,24 +463,135 @@ void tdm_engine_close(tdm_engine *e)
 /* Snapshots                                                                                  */
 /* ------------------------------------------------------------------------------------------ */
 
+/*
+ * Periodic snapshots (every TDM__SNAPSHOT_EVERY online updates) are written a chunk of
+ * SNAPSHOT_CHUNK bytes a writer round into model_chunks, and models.snapshot_chunks is set
+ * in the round of the last one: a model of 17 MB written in one round held up every request
+ * waiting on that round for about 130 ms. Until the count is set the chunks are not a
+ * snapshot (a crash in between leaves chunks that the next snapshot of the step clears). The
+ * snapshots written when the engine closes go in one piece, into models.snapshot, as before.
+ */
+#define SNAPSHOT_CHUNK ((size_t)1 << 20)
+
 typedef struct snapshot_ctx {
     step_model *sm;
-    int owns_ref; /* the job holds a reference to sm and drops it when done */
+    int owns_ref;       /* the job holds a reference to sm and drops it when done */
+    unsigned char *buf; /* a chunked snapshot under way: the serialized model, */
+    size_t len, off;    /* its length and how much of it is written, */
+    uint64_t version;   /* the version it is of */
+    int64_t seq;        /* and the next chunk's number */
 } snapshot_ctx;
 
 static int snapshot_write(tdm__tx *tx, step_model *sm, tdm_error *err);
+static int snapshot_chunk(tdm__tx *tx, snapshot_ctx *c, tdm_error *err);
 
 static int snapshot_run(tdm__tx *tx, tdm__job *job, tdm_error *err)
 {
     snapshot_ctx *c = job->ctx;
-    int rc = snapshot_write(tx, c->sm, err);
+    /* The periodic ones (a deferred job holding a reference) go in chunks. */
+    int rc = c->owns_ref ? snapshot_chunk(tx, c, err) : snapshot_write(tx, c->sm, err);
+    /* Done, failed, or handed on to the next chunk's job (which then owns both). */
+    tdm_free(c->buf);
+    c->buf = NULL;
     if (c->owns_ref) {
+        /* The periodic snapshot is over, written or not: the next may start. */
+        pthread_rwlock_wrlock(&c->sm->lock);
+        c->sm->snapshotting = 0;
+        pthread_rwlock_unlock(&c->sm->lock);
         pthread_mutex_lock(&tx->e->lock);
         step_model_unref(c->sm);
         pthread_mutex_unlock(&tx->e->lock);
         c->owns_ref = 0;
     }
     return rc;
+}
+
+/* Runs one statement of a chunked snapshot, ?1..?4 the step, version and chunk number, ?5 the
+ * data when there is some; 0 or an error (err set). */
+static int chunk_stmt(tdm__tx *tx, const char *sql, const snapshot_ctx *c, const void *data,
+                      size_t len, tdm_error *err)
+{
+    sqlite3_stmt *st = tdm__stmt(tx->stmts, sql, err);
+    if (st == NULL)
+        return err->code;
+    sqlite3_bind_text(st, 1, c->sm->process, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, c->sm->step, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)c->version);
+    sqlite3_bind_int64(st, 4, c->seq);
+    if (data != NULL)
+        sqlite3_bind_blob64(st, 5, data, len, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : tdm__db_error(tx->db, rc, err, "saving a model snapshot");
+}
+
+/* Writes the next chunk of c's snapshot (serializing the model first, on the first call) and
+ * queues a job for the one after, or, with the last, makes the chunks the version's snapshot. */
+static int snapshot_chunk(tdm__tx *tx, snapshot_ctx *c, tdm_error *err)
+{
+    step_model *sm = c->sm;
+    int rc;
+    if (c->buf == NULL) {
+        pthread_rwlock_rdlock(&sm->lock);
+        if (sm->model == NULL || sm->version <= sm->snapshot) {
+            pthread_rwlock_unlock(&sm->lock);
+            return 0;
+        }
+        rc = tdm_model_serialize(sm->model, &c->buf, &c->len);
+        c->version = sm->version;
+        pthread_rwlock_unlock(&sm->lock);
+        if (rc != 0)
+            return tdm__error_code(err, rc);
+        /* The chunks of snapshots never finished (a crash, a failed round) go; ?4 is 0. */
+        rc = chunk_stmt(tx,
+                        "DELETE FROM model_chunks WHERE process = ?1 AND step = ?2 AND "
+                        "version <= ?3 + ?4 AND version NOT IN (SELECT version FROM models WHERE "
+                        "process = ?1 AND step = ?2 AND snapshot_chunks IS NOT NULL)",
+                        c, NULL, 0, err);
+        if (rc != 0)
+            return rc;
+    }
+    size_t chunk = tx->e->snapshot_chunk ? tx->e->snapshot_chunk : SNAPSHOT_CHUNK;
+    size_t n = c->len - c->off < chunk ? c->len - c->off : chunk;
+    rc = chunk_stmt(tx,
+                    "INSERT INTO model_chunks (process, step, version, seq, data) "
+                    "VALUES (?1, ?2, ?3, ?4, ?5)",
+                    c, c->buf + c->off, n, err);
+    if (rc != 0)
+        return rc;
+    c->off += n;
+    c->seq++;
+    if (c->off < c->len) {
+        /* The next chunk in the next round: its job takes the buffer and the reference. */
+        tdm__job *job = calloc(1, sizeof *job);
+        snapshot_ctx *next = calloc(1, sizeof *next);
+        if (job == NULL || next == NULL) {
+            free(job);
+            free(next);
+            return tdm__error_code(err, TDM_ENOMEM);
+        }
+        *next = *c;
+        c->buf = NULL;
+        c->owns_ref = 0;
+        job->run = snapshot_run;
+        job->ctx = next;
+        tdm__writer_defer(tx->e->writer, job);
+        return 0;
+    }
+    /* Only if every chunk is there (an older chain's chunks may have been cleared by a newer
+     * one, above: then this version has no snapshot, which costs only a longer replay). */
+    rc = chunk_stmt(tx,
+                    "UPDATE models SET snapshot_chunks = ?4 WHERE process = ?1 AND step = ?2 AND "
+                    "version = ?3 AND (SELECT count(*) FROM model_chunks WHERE process = ?1 AND "
+                    "step = ?2 AND version = ?3) = ?4",
+                    c, NULL, 0, err);
+    if (rc != 0 || sqlite3_changes(tx->db) == 0)
+        return rc;
+    pthread_rwlock_wrlock(&sm->lock);
+    if (c->version > sm->snapshot)
+        sm->snapshot = c->version;
+    pthread_rwlock_unlock(&sm->lock);
+    return 0;
 }
 
 static int snapshot_write(tdm__tx *tx, step_model *sm, tdm_error *err)
@@ -537,7 +648,7 @@ static void snapshot_all(tdm_engine *e)
     }
     pthread_mutex_unlock(&e->lock);
     for (size_t i = 0; i < n; i++) {
-        snapshot_ctx c = {list[i], 0};
+        snapshot_ctx c = {.sm = list[i]};
         tdm__job job = {0};
         job.run = snapshot_run;
         job.ctx = &c;
@@ -559,7 +670,10 @@ void tdm__snapshot_later(tdm_engine *e, step_model *sm)
     if (job == NULL || c == NULL) {
         free(job);
         free(c);
-        return; /* the next one, or the close, will take it */
+        pthread_rwlock_wrlock(&sm->lock);
+        sm->snapshotting = 0; /* the next update tries again, or the close takes it */
+        pthread_rwlock_unlock(&sm->lock);
+        return;
     }
     /* The job keeps the step model alive even if its process is replaced meanwhile. */
     pthread_mutex_lock(&e->lock);

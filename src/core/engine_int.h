@@ -57,6 +57,7 @@ typedef struct step_model {
     uint64_t version;  /* the model version in memory (0: none) */
     uint64_t since;    /* versions below this belong to an earlier spec of the step */
     uint64_t snapshot; /* the newest version with a snapshot in the store */
+    int snapshotting;  /* a periodic snapshot is being written (engine.c), none other starts */
     int found;         /* a certified threshold exists */
     double threshold;  /* autonomous when confidence >= threshold */
     int paused;        /* automation pulled back */
@@ -102,9 +103,10 @@ struct tdm_engine {
     struct tdm__webhooks *webhooks;  /* subscriptions and the delivery thread (webhooks.c) */
     struct tdm__token_cache *tokens; /* principals of recent tokens (tokens.c); may be NULL */
     struct tdm__refits *refits;      /* steps waiting for a refit, and its thread (learning.c) */
-    int refit_inline; /* run refits in the call whose answer made them due, not on the refit
-                         thread: a simulation sets it, before the first item, to be
-                         deterministic */
+    size_t snapshot_chunk; /* bytes a writer round of a periodic snapshot (engine.c); 0: 1 MiB */
+    int refit_inline;      /* run refits in the call whose answer made them due, not on the refit
+                              thread: a simulation sets it, before the first item, to be
+                              deterministic */
 };
 
 /* ---- token cache (tokens.c) ---------------------------------------------------------------- */

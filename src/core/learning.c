@@ -210,6 +210,59 @@ static void bind_versions(sqlite3_stmt *st, const step_model *sm, uint64_t from,
     sqlite3_bind_int64(st, 4, (sqlite3_int64)to);
 }
 
+/* Reads a snapshot stored in chunks (engine.c, periodic snapshots): `n` chunks numbered
+ * from 0, concatenated, then deserialized into *out. */
+static int load_chunks(sqlite3 *db, const step_model *sm, uint64_t version, int64_t n,
+                       const char *name, tdm_model **out, tdm_error *err)
+{
+    sqlite3_stmt *st;
+    int rc = tdm__db_prepare(db,
+                             "SELECT seq, data FROM model_chunks WHERE process = ? AND step = ? "
+                             "AND version = ? ORDER BY seq",
+                             &st, err);
+    if (rc != 0)
+        return rc;
+    sqlite3_bind_text(st, 1, sm->process, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, sm->step, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)version);
+    unsigned char *buf = NULL;
+    size_t len = 0, cap = 0;
+    int64_t seen = 0;
+    while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
+        const void *data = sqlite3_column_blob(st, 1);
+        size_t size = (size_t)sqlite3_column_bytes(st, 1);
+        if (sqlite3_column_int64(st, 0) != seen++ || (size > 0 && data == NULL)) {
+            rc = TDM_ECORRUPT;
+            break;
+        }
+        if (len + size > cap) {
+            size_t want = cap ? cap : (size_t)1 << 20;
+            while (want < len + size)
+                want *= 2;
+            unsigned char *p = realloc(buf, want);
+            if (p == NULL) {
+                rc = TDM_ENOMEM;
+                break;
+            }
+            buf = p;
+            cap = want;
+        }
+        if (size > 0)
+            memcpy(buf + len, data, size);
+        len += size;
+    }
+    sqlite3_finalize(st);
+    if (rc == 0 && seen != n)
+        rc = TDM_ECORRUPT;
+    if (rc == 0)
+        rc = tdm_model_deserialize(buf, len, name, out, err);
+    else
+        rc = tdm__error(err, rc, "%s: its snapshot's chunks are %s", name,
+                        rc == TDM_ENOMEM ? "too large for memory" : "incomplete");
+    free(buf);
+    return rc;
+}
+
 /* Loads sm's model from the store; called with sm->lock held for writing. */
 static int load_model(tdm_engine *e, step_model *sm, const tdm_step_info *info, tdm_error *err)
 {
@@ -242,9 +295,10 @@ static int load_model(tdm_engine *e, step_model *sm, const tdm_step_info *info, 
     }
     if (rc == 0 && current >= since && current > 0) {
         rc = tdm__db_prepare(db,
-                             "SELECT version, snapshot FROM models WHERE process = ? AND step = ? "
-                             "AND version >= ? AND version <= ? AND snapshot IS NOT NULL ORDER "
-                             "BY version DESC LIMIT 1",
+                             "SELECT version, snapshot, snapshot_chunks FROM models WHERE "
+                             "process = ? AND step = ? AND version >= ? AND version <= ? AND "
+                             "(snapshot IS NOT NULL OR snapshot_chunks IS NOT NULL) ORDER BY "
+                             "version DESC LIMIT 1",
                              &st, err);
         if (rc == 0) {
             bind_versions(st, sm, since, current);
@@ -253,8 +307,11 @@ static int load_model(tdm_engine *e, step_model *sm, const tdm_step_info *info, 
                 char name[160];
                 snprintf(name, sizeof name, "model %s/%s v%llu", sm->process, sm->step,
                          (unsigned long long)at);
-                rc = tdm_model_deserialize(sqlite3_column_blob(st, 1),
-                                           (size_t)sqlite3_column_bytes(st, 1), name, &m, err);
+                if (sqlite3_column_type(st, 1) != SQLITE_NULL)
+                    rc = tdm_model_deserialize(sqlite3_column_blob(st, 1),
+                                               (size_t)sqlite3_column_bytes(st, 1), name, &m, err);
+                else
+                    rc = load_chunks(db, sm, at, sqlite3_column_int64(st, 2), name, &m, err);
                 sm->snapshot = at;
             }
             sqlite3_finalize(st);
@@ -381,7 +438,10 @@ static void update_apply(tdm__tx *tx, void *arg)
             if (sm->model != NULL &&
                 tdm_model_update(sm->model, iv.v, u->label, u->weight, NULL) == 0) {
                 sm->version = u->version;
-                snapshot = sm->version - sm->snapshot >= TDM__SNAPSHOT_EVERY;
+                /* One periodic snapshot at a time: it takes several rounds (engine.c). */
+                snapshot = !sm->snapshotting && sm->version - sm->snapshot >= TDM__SNAPSHOT_EVERY;
+                if (snapshot)
+                    sm->snapshotting = 1;
                 /* Where every item goes to a person (a simulation's all-human strategy)
                  * nothing reads the model's quality: no refit spends the time. */
                 refit = info->refit && !sm->refit_queued && refit_due(sm) &&

@@ -116,16 +116,37 @@ static void patch_u64(writer *w, size_t at, uint64_t v)
         w->buf[at + (size_t)i] = (unsigned char)(v >> (8 * i));
 }
 
+/* One saved row at p: its index, its AdaGrad sum and its n weights, each little-endian, as
+ * put_u32 and put_f32 write them (a plain copy where the machine is little-endian). */
+static void put_row(unsigned char *p, uint32_t index, float g, const float *w, size_t n)
+{
+    uint32_t v;
+    for (int i = 0; i < 4; i++)
+        p[i] = (unsigned char)(index >> (8 * i));
+    memcpy(&v, &g, 4);
+    for (int i = 0; i < 4; i++)
+        p[4 + i] = (unsigned char)(v >> (8 * i));
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    memcpy(p + 8, w, 4 * n);
+#else
+    for (size_t c = 0; c < n; c++) {
+        memcpy(&v, &w[c], 4);
+        for (int i = 0; i < 4; i++)
+            p[8 + 4 * c + (size_t)i] = (unsigned char)(v >> (8 * i));
+    }
+#endif
+}
+
 /* A row is worth saving when it differs from what tdm__model_reset() leaves. */
 static int row_touched(const tdm_model *m, size_t r)
 {
     if (m->g[r] != TDM__ADAGRAD_INIT)
         return 1;
     const float *w = m->w + r * m->stride;
+    int any = 0; /* no early exit: the loop vectorises, and most rows are all zero */
     for (size_t c = 0; c < m->n_labels; c++)
-        if (w[c] != 0.0f)
-            return 1;
-    return 0;
+        any |= w[c] != 0.0f;
+    return any;
 }
 
 int tdm_model_serialize(const tdm_model *m, unsigned char **out, size_t *out_len)
@@ -174,19 +195,24 @@ int tdm_model_serialize(const tdm_model *m, unsigned char **out, size_t *out_len
     for (size_t c = 0; c < m->n_labels; c++)
         put_f32(&w, m->gbias[c]);
 
+    /* The rows: one pass over the table (it is large: 84 MB for 77 labels at 2^18 rows, and
+     * a snapshot is taken on the writer's thread), the count patched in after. */
+    size_t count_at = w.len;
+    put_u64(&w, 0);
     uint64_t touched = 0;
-    for (size_t r = 0; r < m->n_rows; r++)
-        touched += (uint64_t)row_touched(m, r);
-    put_u64(&w, touched);
-    for (size_t r = 0; r < m->n_rows; r++) {
+    const size_t row_bytes = 8 + 4 * m->n_labels;
+    for (size_t r = 0; r < m->n_rows && !w.failed; r++) {
         if (!row_touched(m, r))
             continue;
-        put_u32(&w, (uint32_t)r);
-        put_f32(&w, m->g[r]);
-        const float *wr = m->w + r * m->stride;
-        for (size_t c = 0; c < m->n_labels; c++)
-            put_f32(&w, wr[c]);
+        reserve(&w, row_bytes);
+        if (w.failed)
+            break;
+        put_row(w.buf + w.len, (uint32_t)r, m->g[r], m->w + r * m->stride, m->n_labels);
+        w.len += row_bytes;
+        touched++;
     }
+    if (!w.failed)
+        patch_u64(&w, count_at, touched);
     if (w.failed) {
         free(w.buf);
         return TDM_ENOMEM;

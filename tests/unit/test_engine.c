@@ -1140,6 +1140,71 @@ static void test_refit(void **state)
     tdm_engine_close(e);
 }
 
+/* The periodic snapshot (after 1,000 online updates) goes a chunk a writer round, and a
+ * restarted engine that finds only it (as after a crash: no snapshot from the close) loads
+ * it and predicts exactly as before. */
+static void test_chunked_snapshot(void **state)
+{
+    (void)state;
+    /* Hybrid, so that every item reaches a person; no refit, so that the versions are the
+     * answers'. */
+    char hybrid[sizeof process_yaml + 64];
+    const char *at = strstr(process_yaml, "    allocation: ai\n");
+    assert_non_null(at);
+    snprintf(hybrid, sizeof hybrid, "%.*s    allocation: hybrid\n    refit: off\n%s",
+             (int)(at - process_yaml), process_yaml, at + strlen("    allocation: ai\n"));
+    tdm_engine *e = open_engine();
+    e->snapshot_chunk = 4096; /* many rounds */
+    put_and_train(e, hybrid, 20);
+    answer_items(e, 1000, 0, 0);
+    /* Answers keep coming while the chunks are written: they start no snapshot of their own
+     * (one that started at every answer cleared the one before and none ever finished). */
+    answer_items(e, 20, 1000, 0);
+    /* Each barrier is one round: the chunks follow one another, a round each. */
+    for (int i = 0; i < 2000 && sql_int("SELECT count(*) FROM models WHERE snapshot_chunks IS "
+                                        "NOT NULL") == 0;
+         i++)
+        barrier(e);
+    int64_t version = sql_int("SELECT version FROM models WHERE snapshot_chunks IS NOT NULL");
+    int64_t chunks = sql_int("SELECT snapshot_chunks FROM models WHERE version = 1001");
+    assert_int_equal(version, 1001);
+    assert_true(chunks > 3);
+    assert_int_equal(sql_int("SELECT count(*) FROM model_chunks WHERE version = 1001"), chunks);
+    assert_int_equal(sql_int("SELECT count(*) FROM model_chunks WHERE version != 1001"), 0);
+    assert_int_equal(sql_int("SELECT count(*) FROM models WHERE version = 1001 AND snapshot IS "
+                             "NOT NULL"),
+                     0);
+    json_t *r = submit(e, "{\"text\": \"money back twice please\"}");
+    json_t *before = json_deep_copy(r);
+    json_decref(r);
+    tdm_engine_close(e);
+    sql_int("UPDATE models SET snapshot = NULL WHERE reason != 'trained' RETURNING 0");
+    e = open_engine();
+    step_model *sm = e->procs[0]->steps[0];
+    assert_int_equal(sm->snapshot, 1001);
+    r = submit(e, "{\"text\": \"money back twice please\"}");
+    json_t *da = json_object_get(before, "decision") ? json_object_get(before, "decision")
+                                                     : json_object_get(before, "proposal");
+    json_t *db = json_object_get(r, "decision") ? json_object_get(r, "decision")
+                                                : json_object_get(r, "proposal");
+    assert_true(json_real_value(json_object_get(da, "confidence")) ==
+                json_real_value(json_object_get(db, "confidence")));
+    json_decref(before);
+    json_decref(r);
+    tdm_engine_close(e);
+    /* A chunk gone: the engine says so instead of loading half a model. */
+    sql_int("UPDATE models SET snapshot = NULL WHERE reason != 'trained' RETURNING 0");
+    sql_int("DELETE FROM model_chunks WHERE seq = 3 RETURNING 0");
+    tdm_engine_opts o;
+    tdm_engine_opts_init(&o);
+    o.db_path = db_path;
+    tdm_error err = {0};
+    e = NULL;
+    assert_int_equal(tdm_engine_open(&o, &e, &err), TDM_ECORRUPT);
+    assert_null(e);
+    assert_non_null(strstr(err.message, "v1001: its snapshot's chunks are incomplete"));
+}
+
 /* The task's census flag: set by routing, whatever the reason the item went to a person,
  * when no threshold could have let it past one (NOTES ON REFITS). */
 static void test_census_on_tasks(void **state)
@@ -1190,6 +1255,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cold_start_certifies_from_live_checks, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_refit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_chunked_snapshot, setup, teardown),
         cmocka_unit_test_setup_teardown(test_census_on_tasks, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -613,6 +613,7 @@ static void test_migration_from_v1(void **state)
                      "ALTER TABLE tasks DROP COLUMN census; "
                      "ALTER TABLE steps DROP COLUMN refit_tried; "
                      "ALTER TABLE steps DROP COLUMN refit_tried_rows; "
+                     "DROP TABLE model_chunks; ALTER TABLE models DROP COLUMN snapshot_chunks; "
                      "UPDATE meta SET "
                      "value = '1' WHERE key = "
                      "'schema_version';",
