@@ -106,6 +106,23 @@ static json_t *submit(tdm_engine *e, const char *body)
     return parse(out);
 }
 
+/* Submits the text `before` answered and expects the same status and the same confidence
+ * (the model rebuilt exactly); frees `before`. */
+static void expect_same_answer(tdm_engine *e, json_t *before)
+{
+    json_t *r = submit(e, "{\"text\": \"money back twice please\"}");
+    assert_string_equal(json_string_value(json_object_get(before, "status")),
+                        json_string_value(json_object_get(r, "status")));
+    json_t *da = json_object_get(before, "decision") ? json_object_get(before, "decision")
+                                                     : json_object_get(before, "proposal");
+    json_t *db = json_object_get(r, "decision") ? json_object_get(r, "decision")
+                                                : json_object_get(r, "proposal");
+    assert_true(json_real_value(json_object_get(da, "confidence")) ==
+                json_real_value(json_object_get(db, "confidence")));
+    json_decref(before);
+    json_decref(r);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -282,17 +299,7 @@ static void test_whole_loop(void **state)
     assert_true(sqlite3_changes(raw0) > 0);
     sqlite3_close(raw0);
     e = open_engine();
-    r = submit(e, "{\"text\": \"money back twice please\"}");
-    json_t *pa = json_object_get(before, "status");
-    assert_string_equal(json_string_value(pa), json_string_value(json_object_get(r, "status")));
-    json_t *da = json_object_get(before, "decision") ? json_object_get(before, "decision")
-                                                     : json_object_get(before, "proposal");
-    json_t *db = json_object_get(r, "decision") ? json_object_get(r, "decision")
-                                                : json_object_get(r, "proposal");
-    assert_true(json_real_value(json_object_get(da, "confidence")) ==
-                json_real_value(json_object_get(db, "confidence")));
-    json_decref(before);
-    json_decref(r);
+    expect_same_answer(e, before);
 
     /* The audit chain verifies, and names the first entry changed behind its back. */
     tdm_audit_check chk;
@@ -1182,15 +1189,7 @@ static void test_chunked_snapshot(void **state)
     e = open_engine();
     step_model *sm = e->procs[0]->steps[0];
     assert_int_equal(sm->snapshot, 1001);
-    r = submit(e, "{\"text\": \"money back twice please\"}");
-    json_t *da = json_object_get(before, "decision") ? json_object_get(before, "decision")
-                                                     : json_object_get(before, "proposal");
-    json_t *db = json_object_get(r, "decision") ? json_object_get(r, "decision")
-                                                : json_object_get(r, "proposal");
-    assert_true(json_real_value(json_object_get(da, "confidence")) ==
-                json_real_value(json_object_get(db, "confidence")));
-    json_decref(before);
-    json_decref(r);
+    expect_same_answer(e, before);
     tdm_engine_close(e);
     /* A chunk gone: the engine says so instead of loading half a model. */
     sql_int("UPDATE models SET snapshot = NULL WHERE reason != 'trained' RETURNING 0");
