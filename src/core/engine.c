@@ -587,6 +587,22 @@ static int snapshot_chunk(tdm__tx *tx, snapshot_ctx *c, tdm_error *err)
                     c, NULL, 0, err);
     if (rc != 0 || sqlite3_changes(tx->db) == 0)
         return rc;
+    /* The step's older periodic snapshots are of no more use (a model loads from the newest):
+     * without this a step kept one of 17 MB for every 1,000 answers. A fit's own snapshot
+     * (trained, refit) stays. ?4 is the chunk count here, always at least 1. */
+    rc = chunk_stmt(tx,
+                    "DELETE FROM model_chunks WHERE process = ?1 AND step = ?2 AND version < ?3 "
+                    "AND ?4 > 0",
+                    c, NULL, 0, err);
+    if (rc == 0)
+        rc = chunk_stmt(tx,
+                        "UPDATE models SET snapshot = NULL, snapshot_chunks = NULL WHERE "
+                        "process = ?1 AND step = ?2 AND version < ?3 AND ?4 > 0 AND "
+                        "reason NOT IN ('trained', 'refit') AND (snapshot IS NOT NULL OR "
+                        "snapshot_chunks IS NOT NULL)",
+                        c, NULL, 0, err);
+    if (rc != 0)
+        return rc;
     pthread_rwlock_wrlock(&sm->lock);
     if (c->version > sm->snapshot)
         sm->snapshot = c->version;
