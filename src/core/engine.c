@@ -479,17 +479,22 @@ typedef struct snapshot_ctx {
     unsigned char *buf; /* a chunked snapshot under way: the serialized model, */
     size_t len, off;    /* its length and how much of it is written, */
     uint64_t version;   /* the version it is of */
-    int64_t seq;        /* and the next chunk's number */
+    int64_t seq;        /* and the next chunk's number; */
+    int pruning;        /* written: the older ones are being removed */
 } snapshot_ctx;
 
 static int snapshot_write(tdm__tx *tx, step_model *sm, tdm_error *err);
 static int snapshot_chunk(tdm__tx *tx, snapshot_ctx *c, tdm_error *err);
+static int snapshot_prune(tdm__tx *tx, snapshot_ctx *c, tdm_error *err);
+static int snapshot_next(tdm__tx *tx, snapshot_ctx *c, tdm_error *err);
 
 static int snapshot_run(tdm__tx *tx, tdm__job *job, tdm_error *err)
 {
     snapshot_ctx *c = job->ctx;
     /* The periodic ones (a deferred job holding a reference) go in chunks. */
-    int rc = c->owns_ref ? snapshot_chunk(tx, c, err) : snapshot_write(tx, c->sm, err);
+    int rc = !c->owns_ref ? snapshot_write(tx, c->sm, err)
+             : c->pruning ? snapshot_prune(tx, c, err)
+                          : snapshot_chunk(tx, c, err);
     /* Done, failed, or handed on to the next chunk's job (which then owns both). */
     tdm_free(c->buf);
     c->buf = NULL;
@@ -523,6 +528,26 @@ static int chunk_stmt(tdm__tx *tx, const char *sql, const snapshot_ctx *c, const
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
     return rc == SQLITE_DONE ? 0 : tdm__db_error(tx->db, rc, err, "saving a model snapshot");
+}
+
+/* Queues c's next step (a chunk to write, a chunk to remove) for the next round: its job takes
+ * the buffer and the reference. */
+static int snapshot_next(tdm__tx *tx, snapshot_ctx *c, tdm_error *err)
+{
+    tdm__job *job = calloc(1, sizeof *job);
+    snapshot_ctx *next = calloc(1, sizeof *next);
+    if (job == NULL || next == NULL) {
+        free(job);
+        free(next);
+        return tdm__error_code(err, TDM_ENOMEM);
+    }
+    *next = *c;
+    c->buf = NULL;
+    c->owns_ref = 0;
+    job->run = snapshot_run;
+    job->ctx = next;
+    tdm__writer_defer(tx->e->writer, job);
+    return 0;
 }
 
 /* Writes the next chunk of c's snapshot (serializing the model first, on the first call) and
@@ -561,23 +586,8 @@ static int snapshot_chunk(tdm__tx *tx, snapshot_ctx *c, tdm_error *err)
         return rc;
     c->off += n;
     c->seq++;
-    if (c->off < c->len) {
-        /* The next chunk in the next round: its job takes the buffer and the reference. */
-        tdm__job *job = calloc(1, sizeof *job);
-        snapshot_ctx *next = calloc(1, sizeof *next);
-        if (job == NULL || next == NULL) {
-            free(job);
-            free(next);
-            return tdm__error_code(err, TDM_ENOMEM);
-        }
-        *next = *c;
-        c->buf = NULL;
-        c->owns_ref = 0;
-        job->run = snapshot_run;
-        job->ctx = next;
-        tdm__writer_defer(tx->e->writer, job);
-        return 0;
-    }
+    if (c->off < c->len)
+        return snapshot_next(tx, c, err);
     /* Only if every chunk is there (an older chain's chunks may have been cleared by a newer
      * one, above: then this version has no snapshot, which costs only a longer replay). */
     rc = chunk_stmt(tx,
@@ -588,26 +598,44 @@ static int snapshot_chunk(tdm__tx *tx, snapshot_ctx *c, tdm_error *err)
     if (rc != 0 || sqlite3_changes(tx->db) == 0)
         return rc;
     /* The step's older periodic snapshots are of no more use (a model loads from the newest):
-     * without this a step kept one of 17 MB for every 1,000 answers. A fit's own snapshot
+     * without this a step kept one of 17 MB for every 1,000 answers. They stop being snapshots
+     * here; their chunks go a round at a time after (snapshot_prune). A fit's own snapshot
      * (trained, refit) stays. ?4 is the chunk count here, always at least 1. */
     rc = chunk_stmt(tx,
-                    "DELETE FROM model_chunks WHERE process = ?1 AND step = ?2 AND version < ?3 "
-                    "AND ?4 > 0",
+                    "UPDATE models SET snapshot_chunks = NULL WHERE process = ?1 AND step = ?2 "
+                    "AND version < ?3 AND ?4 > 0 AND snapshot_chunks IS NOT NULL AND reason NOT "
+                    "IN ('trained', 'refit')",
                     c, NULL, 0, err);
-    if (rc == 0)
-        rc = chunk_stmt(tx,
-                        "UPDATE models SET snapshot = NULL, snapshot_chunks = NULL WHERE "
-                        "process = ?1 AND step = ?2 AND version < ?3 AND ?4 > 0 AND "
-                        "reason NOT IN ('trained', 'refit') AND (snapshot IS NOT NULL OR "
-                        "snapshot_chunks IS NOT NULL)",
-                        c, NULL, 0, err);
     if (rc != 0)
         return rc;
     pthread_rwlock_wrlock(&sm->lock);
     if (c->version > sm->snapshot)
         sm->snapshot = c->version;
     pthread_rwlock_unlock(&sm->lock);
-    return 0;
+    c->pruning = 1;
+    return snapshot_next(tx, c, err);
+}
+
+/* Removes one chunk of the step's older snapshots and queues itself again while there are
+ * any (freeing a chunk's pages reads them: 17 MB at once held a round for about 40 ms); then
+ * the older whole snapshots that are not a fit's own (the close writes one). */
+static int snapshot_prune(tdm__tx *tx, snapshot_ctx *c, tdm_error *err)
+{
+    int rc = chunk_stmt(tx,
+                        "DELETE FROM model_chunks WHERE rowid IN (SELECT rowid FROM model_chunks "
+                        "WHERE process = ?1 AND step = ?2 AND version < ?3 AND ?4 > 0 AND "
+                        "version NOT IN (SELECT version FROM models WHERE process = ?1 AND "
+                        "step = ?2 AND snapshot_chunks IS NOT NULL) LIMIT 1)",
+                        c, NULL, 0, err);
+    if (rc != 0)
+        return rc;
+    if (sqlite3_changes(tx->db) > 0)
+        return snapshot_next(tx, c, err);
+    return chunk_stmt(tx,
+                      "UPDATE models SET snapshot = NULL WHERE process = ?1 AND step = ?2 AND "
+                      "version < ?3 AND ?4 > 0 AND snapshot IS NOT NULL AND reason NOT IN "
+                      "('trained', 'refit')",
+                      c, NULL, 0, err);
 }
 
 static int snapshot_write(tdm__tx *tx, step_model *sm, tdm_error *err)
