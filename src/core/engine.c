@@ -468,7 +468,7 @@ void tdm_engine_close(tdm_engine *e)
  * SNAPSHOT_CHUNK bytes a writer round into model_chunks, and models.snapshot_chunks is set
  * in the round of the last one: a model of 17 MB written in one round held up every request
  * waiting on that round for about 130 ms. Until the count is set the chunks are not a
- * snapshot (a crash in between leaves chunks that the next snapshot of the step clears). The
+ * snapshot (a crash in between leaves chunks that the next snapshot of the step removes). The
  * snapshots written when the engine closes go in one piece, into models.snapshot, as before.
  */
 #define SNAPSHOT_CHUNK ((size_t)1 << 20)
@@ -567,14 +567,6 @@ static int snapshot_chunk(tdm__tx *tx, snapshot_ctx *c, tdm_error *err)
         pthread_rwlock_unlock(&sm->lock);
         if (rc != 0)
             return tdm__error_code(err, rc);
-        /* The chunks of snapshots never finished (a crash, a failed round) go; ?4 is 0. */
-        rc = chunk_stmt(tx,
-                        "DELETE FROM model_chunks WHERE process = ?1 AND step = ?2 AND "
-                        "version <= ?3 + ?4 AND version NOT IN (SELECT version FROM models WHERE "
-                        "process = ?1 AND step = ?2 AND snapshot_chunks IS NOT NULL)",
-                        c, NULL, 0, err);
-        if (rc != 0)
-            return rc;
     }
     size_t chunk = tx->e->snapshot_chunk ? tx->e->snapshot_chunk : SNAPSHOT_CHUNK;
     size_t n = c->len - c->off < chunk ? c->len - c->off : chunk;
@@ -588,8 +580,9 @@ static int snapshot_chunk(tdm__tx *tx, snapshot_ctx *c, tdm_error *err)
     c->seq++;
     if (c->off < c->len)
         return snapshot_next(tx, c, err);
-    /* Only if every chunk is there (an older chain's chunks may have been cleared by a newer
-     * one, above: then this version has no snapshot, which costs only a longer replay). */
+    /* Only if every chunk is there (a failed round may have lost one: then this version has
+     * no snapshot, which costs only a longer replay, and its chunks go with the next one's
+     * pruning). */
     rc = chunk_stmt(tx,
                     "UPDATE models SET snapshot_chunks = ?4 WHERE process = ?1 AND step = ?2 AND "
                     "version = ?3 AND (SELECT count(*) FROM model_chunks WHERE process = ?1 AND "
