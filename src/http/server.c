@@ -562,6 +562,14 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 
 /* ---- start and stop ---------------------------------------------------------------------- */
 
+/* The accepting thread's wait after a shortage (memory, descriptors): 10 ms, long enough
+ * not to spin on it, short enough that the backlog does not overflow meanwhile. */
+static void accept_backoff(void)
+{
+    struct timespec ts = {0, 10 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+}
+
 /* The accepting thread: each new connection goes to libmicrohttpd, which picks its polling
  * thread by the socket's number (see "The listening socket"). */
 static void *accept_main(void *arg)
@@ -573,6 +581,21 @@ static void *accept_main(void *arg)
         if (poll(p, 2, -1) < 0) {
             if (errno == EINTR)
                 continue;
+            if (errno == ENOMEM) {
+                /* The kernel could not allocate the poll table this time: new connections
+                 * wait in the backlog meanwhile, so wait a little and poll again rather
+                 * than stop accepting for good. */
+                fprintf(stderr, "tandem: http: poll on the listening socket: %s; retrying\n",
+                        strerror(errno));
+                accept_backoff();
+                continue;
+            }
+            /* EFAULT or EINVAL: a bug, not a passing shortage; say so before the server
+             * stops taking connections. */
+            fprintf(stderr,
+                    "tandem: http: poll on the listening socket: %s; no new "
+                    "connections are accepted\n",
+                    strerror(errno));
             break;
         }
         if (p[1].revents != 0)
@@ -585,8 +608,7 @@ static void *accept_main(void *arg)
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
                 /* Out of descriptors or memory: the connection waits in the backlog; try
                  * again a little later instead of spinning on it. */
-                struct timespec ts = {0, 10 * 1000 * 1000};
-                nanosleep(&ts, NULL);
+                accept_backoff();
             }
             continue; /* EAGAIN, EINTR, ECONNABORTED: nothing to take */
         }
