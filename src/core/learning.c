@@ -106,7 +106,8 @@
  * Banking77 rows); beside intake at 5,000 items/s on two cores, a refit of 9,000 rows took the
  * p90 from 7-15 ms to 45-264 ms at normal priority, 30-82 ms at nice 10, where the fit has a
  * tenth of a request thread's weight while they want the CPU and all of an idle core. (The
- * p99, 140-310 ms either way, comes from the writer rounds that store the new model: 17 MB.) */
+ * p99 during a refit, hundreds of ms either way, comes mostly from the writer round that
+ * stores the new model, 17 MB: bench/learning measures it.) */
 #define TDM__REFIT_NICE 10
 
 void tdm__snapshot_later(tdm_engine *e, step_model *sm);
