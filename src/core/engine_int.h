@@ -102,11 +102,12 @@ struct tdm_engine {
     double route_fixed;
     struct tdm__webhooks *webhooks;  /* subscriptions and the delivery thread (webhooks.c) */
     struct tdm__token_cache *tokens; /* principals of recent tokens (tokens.c); may be NULL */
-    struct tdm__refits *refits;      /* steps waiting for a refit, and its thread (learning.c) */
+    struct tdm__learning *learning;  /* refits and periodic snapshots waiting, and the thread
+                                        that does them (learning.c) */
     size_t snapshot_chunk; /* bytes a writer round of a periodic snapshot (engine.c); 0: 1 MiB */
-    int refit_inline;      /* run refits in the call whose answer made them due, not on the refit
-                              thread: a simulation sets it, before the first item, to be
-                              deterministic */
+    int refit_inline;      /* run refits (and periodic snapshots, without pauses) in the call
+                              whose answer made them due, not on the learning thread: a
+                              simulation sets it, before the first item, to be deterministic */
 };
 
 /* ---- token cache (tokens.c) ---------------------------------------------------------------- */
@@ -124,15 +125,26 @@ void tdm__token_cache_close(tdm_engine *e);
 #define TDM__ITEM_MAX_NAME   200
 #define TDM__ITEM_MAX_VALUE  (256 * 1024)
 
-/* ---- refits (learning.c) ------------------------------------------------------------------ */
+/* ---- the learning thread (learning.c) ---------------------------------------------------- */
 
-/* Sets up e->refits (the thread starts at the first refit due). Returns 0 or TDM_ENOMEM. */
-int tdm__refits_open(tdm_engine *e);
-/* Stops the refit thread (a refit under way finishes first) and drops what still waits. */
-void tdm__refits_close(tdm_engine *e);
-/* With e->refit_inline, runs the refits that came due in this thread; otherwise nothing.
- * Called by the public calls that teach a model, after their commit. */
-void tdm__refits_inline(tdm_engine *e);
+/* Sets up e->learning (the thread starts at the first refit or periodic snapshot due).
+ * Returns 0 or TDM_ENOMEM. */
+int tdm__learning_open(tdm_engine *e);
+/* Stops the learning thread (a refit under way stops at its next pass, a snapshot before its
+ * next round) and drops what still waits. */
+void tdm__learning_close(tdm_engine *e);
+/* With e->refit_inline, runs the refits and snapshots that came due in this thread (the
+ * snapshots without pauses); otherwise nothing. Called by the public calls that teach a
+ * model, after their commit. */
+void tdm__learning_inline(tdm_engine *e);
+
+/* Writes sm's model as its periodic snapshot (engine.c): serialized under sm's read lock,
+ * then a chunk a writer round, each round after a pause when `paced`, until stop(stop_arg)
+ * says the engine closes; then the step's older periodic snapshots are removed, a chunk a
+ * round. Clears sm->snapshotting at the end, whatever happened (a snapshot not written costs
+ * only a longer replay). */
+void tdm__snapshot_periodic(tdm_engine *e, step_model *sm, int paced, int (*stop)(void *),
+                            void *stop_arg);
 
 /* ---- writer (writer.c) -------------------------------------------------------------------- */
 

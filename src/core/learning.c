@@ -102,7 +102,7 @@
  * last fit reach half of what that fit learned from (see NOTES ON REFITS). */
 #define TDM__REFIT_FIRST 1000
 
-/* The refit thread's nice value. A fit keeps a core busy for seconds (3.4 s for 10,003
+/* The learning thread's nice value. A fit keeps a core busy for seconds (3.4 s for 10,003
  * Banking77 rows); beside intake at 5,000 items/s on two cores, a refit of 9,000 rows took the
  * p90 from 7-15 ms to 45-264 ms at normal priority, 30-82 ms at nice 10, where the fit has a
  * tenth of a request thread's weight while they want the CPU and all of an idle core. (The
@@ -110,9 +110,10 @@
  * stores the new model, 17 MB: bench/learning measures it.) */
 #define TDM__REFIT_NICE 10
 
-void tdm__snapshot_later(tdm_engine *e, step_model *sm);
+/* What the learning thread does for a step (see NOTES ON REFITS). */
+enum { WORK_REFIT, WORK_SNAPSHOT };
 
-static void refit_later(tdm_engine *e, step_model *sm);
+static void learning_later(tdm_engine *e, step_model *sm, int kind);
 
 /* Whether sm has learned enough online since its last fit (or its last refit not adopted)
  * to be fitted again; under its lock. */
@@ -458,9 +459,9 @@ static void update_apply(tdm__tx *tx, void *arg)
     }
     pthread_rwlock_unlock(&sm->lock);
     if (snapshot)
-        tdm__snapshot_later(tx->e, sm);
+        learning_later(tx->e, sm, WORK_SNAPSHOT);
     if (refit)
-        refit_later(tx->e, sm);
+        learning_later(tx->e, sm, WORK_REFIT);
     tdm__proc_put(tx->e, u->ps);
     u->ps = NULL;
 }
@@ -1353,10 +1354,10 @@ static int train_run(tdm__tx *tx, tdm__job *job, tdm_error *err)
 /* Fits step `index` of ps on `table` into *t: the model, its cross-fitted report, the rows
  * that are checks (of those `census` marks, when given), the model serialized. On failure *t
  * holds nothing. */
-static int refits_stopping(void *arg);
+static int learning_stopping(void *arg);
 
 static int fit_step(proc_state *ps, size_t index, const tdm_table *table,
-                    const unsigned char *census, struct tdm__refits *stop, trained *t,
+                    const unsigned char *census, struct tdm__learning *stop, trained *t,
                     tdm_error *err)
 {
     const tdm_step_info *info = tdm_process_step(ps->p, index);
@@ -1366,7 +1367,7 @@ static int fit_step(proc_state *ps, size_t index, const tdm_table *table,
     o.delta = 1 - info->confidence;
     o.keep_scores = 1;
     if (stop != NULL) {
-        o.should_stop = refits_stopping;
+        o.should_stop = learning_stopping;
         o.stop_arg = stop;
     }
     *t = (trained){0};
@@ -1523,7 +1524,7 @@ int tdm_engine_train(tdm_engine *e, const char *process, const char *data, size_
  * what that fit learned from. Each fit then has at least 1.5 times the data of the one before,
  * so all the refits of a step together cost at most three fits of all its data.
  *
- * The refit runs off the hot path: on the refit thread (or, in a simulation, in the call
+ * The refit runs off the hot path: on the learning thread (or, in a simulation, in the call
  * that made it due), reading the examples on a reader connection and fitting without any
  * lock, so answers keep arriving. Its commit, on the writer, first replays onto the new model
  * the answers that arrived during the fit (updates are deterministic), so nothing taught is
@@ -1555,19 +1556,26 @@ int tdm_engine_train(tdm_engine *e, const char *process, const char *data, size_
  * forget the training data.
  */
 
-typedef struct tdm__refits {
+typedef struct learning_work {
+    step_model *sm; /* holds a reference */
+    int kind;       /* WORK_REFIT, WORK_SNAPSHOT */
+} learning_work;
+
+/* The learning thread and what waits for it: refits, and periodic snapshots (engine.c). */
+typedef struct tdm__learning {
     pthread_mutex_t lock;
     pthread_cond_t wake;
-    step_model **queue; /* each holds a reference */
+    learning_work *queue;
     size_t n, cap;
     pthread_t thread;
     int started, stopping;
-} tdm__refits;
+} tdm__learning;
 
-/* tdm_train_opts.should_stop of a refit: the engine is closing (tdm__refits_close). */
-static int refits_stopping(void *arg)
+/* Whether the engine is closing (tdm__learning_close): a refit's tdm_train_opts.should_stop,
+ * and a periodic snapshot's between two of its rounds. */
+static int learning_stopping(void *arg)
 {
-    tdm__refits *r = arg;
+    tdm__learning *r = arg;
     pthread_mutex_lock(&r->lock);
     int stopping = r->stopping;
     pthread_mutex_unlock(&r->lock);
@@ -1801,7 +1809,7 @@ static void refit_step(tdm_engine *e, step_model *sm)
         c.ps = ps;
         rc = tdm_table_row_count(table) == c.rows ? 0 : TDM_ECORRUPT;
         if (rc == 0)
-            rc = fit_step(ps, index, table, c.census, e->refits, &c.t, &err);
+            rc = fit_step(ps, index, table, c.census, e->learning, &c.t, &err);
     }
     tdm_table_free(table);
     if (rc == 0) {
@@ -1825,12 +1833,22 @@ static void refit_step(tdm_engine *e, step_model *sm)
         tdm__proc_put(e, ps);
 }
 
-static void *refit_main(void *arg)
+/* Does one piece of the learning thread's work, in the calling thread; drops its reference. */
+static void learning_do(tdm_engine *e, learning_work w)
+{
+    if (w.kind == WORK_REFIT)
+        refit_step(e, w.sm);
+    else
+        tdm__snapshot_periodic(e, w.sm, !e->refit_inline, learning_stopping, e->learning);
+    tdm__step_model_put(e, w.sm);
+}
+
+static void *learning_main(void *arg)
 {
     tdm_engine *e = arg;
-    tdm__refits *r = e->refits;
+    tdm__learning *r = e->learning;
     /* A fit takes a core for seconds; at normal priority it took it from intake (see
-     * TDM__REFIT_NICE). If the system refuses, the refit runs at normal priority. */
+     * TDM__REFIT_NICE). If the system refuses, the thread runs at normal priority. */
     tdm__thread_nice(TDM__REFIT_NICE);
     pthread_mutex_lock(&r->lock);
     for (;;) {
@@ -1838,26 +1856,26 @@ static void *refit_main(void *arg)
             pthread_cond_wait(&r->wake, &r->lock);
         if (r->stopping)
             break;
-        step_model *sm = r->queue[0];
+        learning_work w = r->queue[0];
         memmove(r->queue, r->queue + 1, --r->n * sizeof *r->queue);
         pthread_mutex_unlock(&r->lock);
-        refit_step(e, sm);
-        tdm__step_model_put(e, sm);
+        learning_do(e, w);
         pthread_mutex_lock(&r->lock);
     }
     pthread_mutex_unlock(&r->lock);
     return NULL;
 }
 
-/* Queues a refit of sm (from the writer thread, after the answer that made it due). */
-static void refit_later(tdm_engine *e, step_model *sm)
+/* Queues a refit or a periodic snapshot of sm (from the writer thread, after the answer that
+ * made it due; its flag, refit_queued or snapshotting, is set). */
+static void learning_later(tdm_engine *e, step_model *sm, int kind)
 {
-    tdm__refits *r = e->refits;
+    tdm__learning *r = e->learning;
     pthread_mutex_lock(&r->lock);
     int ok = !r->stopping;
     if (ok && r->n == r->cap) {
         size_t cap = r->cap ? 2 * r->cap : 8;
-        step_model **q = realloc(r->queue, cap * sizeof *q);
+        learning_work *q = realloc(r->queue, cap * sizeof *q);
         ok = q != NULL;
         if (ok) {
             r->queue = q;
@@ -1865,55 +1883,57 @@ static void refit_later(tdm_engine *e, step_model *sm)
         }
     }
     if (ok && !e->refit_inline && !r->started) {
-        r->started = pthread_create(&r->thread, NULL, refit_main, e) == 0;
+        r->started = pthread_create(&r->thread, NULL, learning_main, e) == 0;
         ok = r->started;
     }
     if (ok) {
         pthread_mutex_lock(&e->lock);
         sm->refs++;
         pthread_mutex_unlock(&e->lock);
-        r->queue[r->n++] = sm;
+        r->queue[r->n++] = (learning_work){sm, kind};
         pthread_cond_signal(&r->wake);
     }
     pthread_mutex_unlock(&r->lock);
-    if (!ok) { /* try again at the next answer */
+    if (!ok) { /* try again at the next answer (a snapshot: or the close takes it) */
         pthread_rwlock_wrlock(&sm->lock);
-        sm->refit_queued = 0;
+        if (kind == WORK_REFIT)
+            sm->refit_queued = 0;
+        else
+            sm->snapshotting = 0;
         pthread_rwlock_unlock(&sm->lock);
     }
 }
 
-void tdm__refits_inline(tdm_engine *e)
+void tdm__learning_inline(tdm_engine *e)
 {
-    tdm__refits *r = e->refits;
+    tdm__learning *r = e->learning;
     if (r == NULL || !e->refit_inline)
         return;
     pthread_mutex_lock(&r->lock);
     while (r->n > 0) {
-        step_model *sm = r->queue[0];
+        learning_work w = r->queue[0];
         memmove(r->queue, r->queue + 1, --r->n * sizeof *r->queue);
         pthread_mutex_unlock(&r->lock);
-        refit_step(e, sm);
-        tdm__step_model_put(e, sm);
+        learning_do(e, w);
         pthread_mutex_lock(&r->lock);
     }
     pthread_mutex_unlock(&r->lock);
 }
 
-int tdm__refits_open(tdm_engine *e)
+int tdm__learning_open(tdm_engine *e)
 {
-    tdm__refits *r = calloc(1, sizeof *r);
+    tdm__learning *r = calloc(1, sizeof *r);
     if (r == NULL)
         return TDM_ENOMEM;
     pthread_mutex_init(&r->lock, NULL);
     pthread_cond_init(&r->wake, NULL);
-    e->refits = r;
+    e->learning = r;
     return 0;
 }
 
-void tdm__refits_close(tdm_engine *e)
+void tdm__learning_close(tdm_engine *e)
 {
-    tdm__refits *r = e->refits;
+    tdm__learning *r = e->learning;
     if (r == NULL)
         return;
     pthread_mutex_lock(&r->lock);
@@ -1922,11 +1942,17 @@ void tdm__refits_close(tdm_engine *e)
     pthread_mutex_unlock(&r->lock);
     if (r->started)
         pthread_join(r->thread, NULL);
-    for (size_t i = 0; i < r->n; i++)
-        tdm__step_model_put(e, r->queue[i]);
+    for (size_t i = 0; i < r->n; i++) {
+        step_model *sm = r->queue[i].sm;
+        pthread_rwlock_wrlock(&sm->lock);
+        if (r->queue[i].kind == WORK_SNAPSHOT)
+            sm->snapshotting = 0;
+        pthread_rwlock_unlock(&sm->lock);
+        tdm__step_model_put(e, sm);
+    }
     free(r->queue);
     pthread_cond_destroy(&r->wake);
     pthread_mutex_destroy(&r->lock);
     free(r);
-    e->refits = NULL;
+    e->learning = NULL;
 }

@@ -11,7 +11,7 @@
  * The hooks are the engine's route_mode (engine_int.h), which src/policy/route.c reads
  * to play the all-human and fixed-threshold policies the guaranteed one is compared with,
  * and refit_inline: a refit (learning.c) runs in the call that made it due, at the same item
- * in every run, instead of on the refit thread while the replay goes on.
+ * in every run, instead of on the learning thread while the replay goes on.
  *
  * Faithful order. Routing an item can depend on everything learned from the answers before
  * it, so the guaranteed and fixed strategies submit one item, answer its tasks, and only

@@ -1069,7 +1069,7 @@ int tdm_engine_complete_task(tdm_engine *e, const char *task_id, const char *act
         job.run = complete_run;
         job.ctx = &c;
         rc = tdm__writer_run(e->writer, &job, err);
-        tdm__refits_inline(e);
+        tdm__learning_inline(e);
     }
     tdm__proc_put(e, ps);
     json_decref(req);
@@ -1237,7 +1237,7 @@ int tdm_engine_feedback(tdm_engine *e, const char *decision_id, const char *acto
         job.run = feedback_run;
         job.ctx = &c;
         rc = tdm__writer_run(e->writer, &job, err);
-        tdm__refits_inline(e);
+        tdm__learning_inline(e);
     }
     tdm__proc_put(e, ps);
     if (rc != 0) {

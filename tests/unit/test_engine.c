@@ -1036,7 +1036,7 @@ static void answer_items(tdm_engine *e, int n, int from, int noise)
 
 /*
  * Refits (learning.c, NOTES ON REFITS). After 1,000 answers the step is fitted again, on the
- * refit thread, from the rows of its last train and every answer since; the fit becomes the
+ * learning thread, from the rows of its last train and every answer since; the fit becomes the
  * next version with its own cross-fitted checks, and a paused step stays paused. A reopened
  * engine knows how much that fit learned from. A refit that certifies nothing does not
  * replace a certified model.
@@ -1068,7 +1068,7 @@ static void test_refit(void **state)
     assert_int_equal(sql_int("SELECT count(*) FROM model_updates WHERE census = 1"), 999);
     sql_int("UPDATE model_updates SET census = 0 WHERE version <= 501 RETURNING 0");
     answer_items(e, 1, 999, 0);
-    /* The refit thread fits and commits; wait for it, 30 s at most. */
+    /* The learning thread fits and commits; wait for it, 30 s at most. */
     int64_t version = 0;
     for (int i = 0; i < 300 && version == 0; i++) {
         version = sql_int("SELECT coalesce(max(version), 0) FROM models WHERE reason = 'refit'");
@@ -1150,19 +1150,32 @@ static void test_refit(void **state)
     tdm_engine_close(e);
 }
 
-/* The periodic snapshot (after 1,000 online updates) goes a chunk a writer round, and a
- * restarted engine that finds only it (as after a crash: no snapshot from the close) loads
- * it and predicts exactly as before. */
+/* Waits until the query `sql` gives a number other than 0, 60 s at most. */
+static void wait_until(const char *sql)
+{
+    for (int i = 0; i < 6000 && sql_int(sql) == 0; i++)
+        nanosleep(&(struct timespec){0, 10000000}, NULL);
+    assert_int_not_equal(sql_int(sql), 0);
+}
+
+/* The process's yaml into buf with a hybrid step, so that every item reaches a person, and no
+ * refit, so that the model's versions are the answers'. */
+static void hybrid_without_refit(char *buf, size_t size)
+{
+    const char *at = strstr(process_yaml, "    allocation: ai\n");
+    assert_non_null(at);
+    snprintf(buf, size, "%.*s    allocation: hybrid\n    refit: off\n%s", (int)(at - process_yaml),
+             process_yaml, at + strlen("    allocation: ai\n"));
+}
+
+/* The periodic snapshot (after 1,000 online updates) is made on the learning thread and goes
+ * a chunk a writer round, and a restarted engine that finds only it (as after a crash: no
+ * snapshot from the close) loads it and predicts exactly as before. */
 static void test_chunked_snapshot(void **state)
 {
     (void)state;
-    /* Hybrid, so that every item reaches a person; no refit, so that the versions are the
-     * answers'. */
     char hybrid[sizeof process_yaml + 64];
-    const char *at = strstr(process_yaml, "    allocation: ai\n");
-    assert_non_null(at);
-    snprintf(hybrid, sizeof hybrid, "%.*s    allocation: hybrid\n    refit: off\n%s",
-             (int)(at - process_yaml), process_yaml, at + strlen("    allocation: ai\n"));
+    hybrid_without_refit(hybrid, sizeof hybrid);
     tdm_engine *e = open_engine();
     e->snapshot_chunk = 4096; /* many rounds */
     put_and_train(e, hybrid, 20);
@@ -1170,11 +1183,7 @@ static void test_chunked_snapshot(void **state)
     /* Answers keep coming while the chunks are written: they start no snapshot of their own
      * (one that started at every answer cleared the one before and none ever finished). */
     answer_items(e, 20, 1000, 0);
-    /* Each barrier is one round: the chunks follow one another, a round each. */
-    for (int i = 0; i < 2000 && sql_int("SELECT count(*) FROM models WHERE snapshot_chunks IS "
-                                        "NOT NULL") == 0;
-         i++)
-        barrier(e);
+    wait_until("SELECT count(*) FROM models WHERE snapshot_chunks IS NOT NULL");
     int64_t version = sql_int("SELECT version FROM models WHERE snapshot_chunks IS NOT NULL");
     int64_t chunks = sql_int("SELECT snapshot_chunks FROM models WHERE version = 1001");
     assert_int_equal(version, 1001);
@@ -1200,14 +1209,9 @@ static void test_chunked_snapshot(void **state)
     sql_int("UPDATE models SET snapshot = x'00' WHERE version = 1010 RETURNING 0");
     answer_items(e, 1000, 1020, 0);
     /* A round each for its chunks, then a round each to remove the older ones. */
-    for (int i = 0; i < 2000 && (sql_int("SELECT count(*) FROM models WHERE version = 2001 AND "
-                                         "snapshot_chunks IS NOT NULL") == 0 ||
-                                 sql_int("SELECT count(*) FROM model_chunks WHERE version != "
-                                         "2001") > 0 ||
-                                 sql_int("SELECT count(*) FROM models WHERE snapshot IS NOT "
-                                         "NULL") > 1);
-         i++)
-        barrier(e);
+    wait_until("SELECT (SELECT count(*) FROM models WHERE version = 2001 AND snapshot_chunks IS "
+               "NOT NULL) = 1 AND (SELECT count(*) FROM model_chunks WHERE version != 2001) = 0 "
+               "AND (SELECT count(*) FROM models WHERE snapshot IS NOT NULL) = 1");
     assert_int_equal(sql_int("SELECT count(*) FROM models WHERE snapshot_chunks IS NOT NULL"), 1);
     assert_int_equal(sql_int("SELECT count(*) FROM model_chunks WHERE version != 2001"), 0);
     assert_int_equal(sql_int("SELECT count(*) FROM models WHERE snapshot IS NOT NULL"), 1);
@@ -1226,6 +1230,38 @@ static void test_chunked_snapshot(void **state)
     assert_int_equal(tdm_engine_open(&o, &e, &err), TDM_ECORRUPT);
     assert_null(e);
     assert_non_null(strstr(err.message, "v2001: its snapshot's chunks are incomplete"));
+}
+
+/* A periodic snapshot under way when the engine closes stops before its next round, instead
+ * of holding the close for the rest of its paced rounds; the close writes the model whole, and
+ * the reopened engine loads that one. */
+static void test_snapshot_stops_at_close(void **state)
+{
+    (void)state;
+    char hybrid[sizeof process_yaml + 64];
+    hybrid_without_refit(hybrid, sizeof hybrid);
+    tdm_engine *e = open_engine();
+    e->snapshot_chunk = 16; /* hundreds of rounds, 20 ms apart: seconds */
+    put_and_train(e, hybrid, 20);
+    answer_items(e, 1000, 0, 0);
+    wait_until("SELECT count(*) FROM model_chunks WHERE version = 1001");
+    json_t *r = submit(e, "{\"text\": \"money back twice please\"}");
+    json_t *before = json_deep_copy(r);
+    json_decref(r);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    tdm_engine_close(e);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double seconds = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    assert_true(seconds < 2.0);
+    /* The whole snapshot, the close's, tells how long the paced one would have gone on. */
+    int64_t bytes = sql_int("SELECT length(snapshot) FROM models WHERE version = 1001");
+    assert_true((double)(bytes / 16) * 0.020 > 4.0);
+    assert_int_equal(sql_int("SELECT count(*) FROM models WHERE snapshot_chunks IS NOT NULL"), 0);
+    e = open_engine();
+    assert_int_equal(e->procs[0]->steps[0]->snapshot, 1001);
+    expect_same_answer(e, before);
+    tdm_engine_close(e);
 }
 
 /* The task's census flag: set by routing, whatever the reason the item went to a person,
@@ -1279,6 +1315,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_refit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chunked_snapshot, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_snapshot_stops_at_close, setup, teardown),
         cmocka_unit_test_setup_teardown(test_census_on_tasks, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

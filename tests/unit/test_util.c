@@ -1,6 +1,6 @@
 /*
  * test_util.c — unit tests for src/util: tdm__thread_nice() lowers the calling thread's
- * priority alone (Linux keeps nice values per thread), as the refit thread relies on.
+ * priority alone (Linux keeps nice values per thread), as the learning thread relies on.
  */
 #define _GNU_SOURCE /* syscall, SYS_gettid */
 
