@@ -105,12 +105,14 @@
 /* The learning thread's nice value. A fit keeps a core busy for seconds (3.4 s for 10,003
  * Banking77 rows); beside intake at 5,000 items/s on two cores, a refit of 9,000 rows took the
  * p90 from 7-15 ms to 45-264 ms at normal priority, 30-82 ms at nice 10, where the fit has a
- * tenth of a request thread's weight while they want the CPU and all of an idle core. (The
- * p99 during a refit, hundreds of ms either way, comes mostly from the writer round that
- * stores the new model, 17 MB: bench/learning measures it.) */
+ * tenth of a request thread's weight while they want the CPU and all of an idle core. (What a
+ * refit still costs the p99 beside intake, from the fit's CPU and the writer round that
+ * stores the new model, 17 MB, bench/learning measures.) A periodic snapshot's serializing
+ * gets the same low priority. */
 #define TDM__REFIT_NICE 10
 
-/* What the learning thread does for a step (see NOTES ON REFITS). */
+/* What the learning thread does for a step: a refit (NOTES ON REFITS) or a periodic snapshot
+ * (engine.c). */
 enum { WORK_REFIT, WORK_SNAPSHOT };
 
 static void learning_later(tdm_engine *e, step_model *sm, int kind);
