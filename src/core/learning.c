@@ -229,37 +229,27 @@ static int load_chunks(sqlite3 *db, const step_model *sm, uint64_t version, int6
     sqlite3_bind_text(st, 1, sm->process, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, sm->step, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 3, (sqlite3_int64)version);
-    unsigned char *buf = NULL;
-    size_t len = 0, cap = 0;
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (f == NULL)
+        rc = TDM_ENOMEM;
     int64_t seen = 0;
     while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
         const void *data = sqlite3_column_blob(st, 1);
         size_t size = (size_t)sqlite3_column_bytes(st, 1);
-        if (sqlite3_column_int64(st, 0) != seen++ || (size > 0 && data == NULL)) {
+        if (sqlite3_column_int64(st, 0) != seen++ || (size > 0 && data == NULL))
             rc = TDM_ECORRUPT;
-            break;
-        }
-        if (len + size > cap) {
-            size_t want = cap ? cap : (size_t)1 << 20;
-            while (want < len + size)
-                want *= 2;
-            unsigned char *p = realloc(buf, want);
-            if (p == NULL) {
-                rc = TDM_ENOMEM;
-                break;
-            }
-            buf = p;
-            cap = want;
-        }
-        if (size > 0)
-            memcpy(buf + len, data, size);
-        len += size;
+        else if (size > 0 && fwrite(data, 1, size, f) != size)
+            rc = TDM_ENOMEM;
     }
     sqlite3_finalize(st);
+    if (f != NULL && fclose(f) != 0 && rc == 0)
+        rc = TDM_ENOMEM;
     if (rc == 0 && seen != n)
         rc = TDM_ECORRUPT;
     if (rc == 0)
-        rc = tdm_model_deserialize(buf, len, name, out, err);
+        rc = tdm_model_deserialize((const unsigned char *)buf, len, name, out, err);
     else
         rc = tdm__error(err, rc, "%s: its snapshot's chunks are %s", name,
                         rc == TDM_ENOMEM ? "too large for memory" : "incomplete");
