@@ -485,15 +485,16 @@ void tdm_engine_close(tdm_engine *e)
 
 typedef struct snapshot_ctx {
     step_model *sm;
-    unsigned char *buf; /* the serialized model, */
-    size_t len, off;    /* its length and how much of it is written, */
-    size_t n;           /* the bytes of the chunk this round writes, */
-    uint64_t version;   /* the version it is of, */
-    int64_t seq;        /* the chunk's number (the count of all, once they are written), */
-    int more;           /* a round of pruning removed a chunk */
+    const unsigned char *buf; /* the serialized model, */
+    size_t len, off;          /* its length and how much of it is written, */
+    size_t n;                 /* the bytes of the chunk this round writes, */
+    int64_t key;              /* the version it is of (model_chunks.version): a refit's chunks
+                                 are written under a negative key before it has a version */
+    int64_t seq;              /* the chunk's number (the count of all, once they are written), */
+    int more;                 /* a round of pruning removed a chunk */
 } snapshot_ctx;
 
-/* Runs one statement of a chunked snapshot, ?1..?4 the step, version and chunk number, ?5 the
+/* Runs one statement of a chunked snapshot, ?1..?4 the step, key and chunk number, ?5 the
  * data when there is some; 0 or an error (err set). */
 static int chunk_stmt(tdm__tx *tx, const char *sql, const snapshot_ctx *c, const void *data,
                       size_t len, tdm_error *err)
@@ -503,7 +504,7 @@ static int chunk_stmt(tdm__tx *tx, const char *sql, const snapshot_ctx *c, const
         return err->code;
     sqlite3_bind_text(st, 1, c->sm->process, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, c->sm->step, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, (sqlite3_int64)c->version);
+    sqlite3_bind_int64(st, 3, c->key);
     sqlite3_bind_int64(st, 4, c->seq);
     if (data != NULL)
         sqlite3_bind_blob64(st, 5, data, len, SQLITE_STATIC);
@@ -512,17 +513,38 @@ static int chunk_stmt(tdm__tx *tx, const char *sql, const snapshot_ctx *c, const
     return rc == SQLITE_DONE ? 0 : tdm__db_error(tx->db, rc, err, "saving a model snapshot");
 }
 
-/* A writer job: the chunk of c's snapshot at c->off, c->n bytes, as chunk c->seq. */
+/* A writer job: the chunk of c's snapshot at c->off, c->n bytes, as chunk c->seq. A refit's
+ * first chunk first removes what a crash may have left under the same key. */
 static int snapshot_chunk(tdm__tx *tx, tdm__job *job, tdm_error *err)
 {
     snapshot_ctx *c = job->ctx;
+    if (c->key < 0 && c->seq == 0) {
+        int rc = chunk_stmt(tx,
+                            "DELETE FROM model_chunks WHERE process = ?1 AND step = ?2 AND "
+                            "version = ?3 AND ?4 = 0",
+                            c, NULL, 0, err);
+        if (rc != 0)
+            return rc;
+    }
     return chunk_stmt(tx,
                       "INSERT INTO model_chunks (process, step, version, seq, data) "
                       "VALUES (?1, ?2, ?3, ?4, ?5)",
                       c, c->buf + c->off, c->n, err);
 }
 
-/* A writer job: makes the c->seq chunks written the snapshot of c->version, if every one is
+/* A writer job: removes one chunk stored under c->key; c->more says whether there was one. */
+static int chunk_discard(tdm__tx *tx, tdm__job *job, tdm_error *err)
+{
+    snapshot_ctx *c = job->ctx;
+    int rc = chunk_stmt(tx,
+                        "DELETE FROM model_chunks WHERE rowid IN (SELECT rowid FROM model_chunks "
+                        "WHERE process = ?1 AND step = ?2 AND version = ?3 AND ?4 >= 0 LIMIT 1)",
+                        c, NULL, 0, err);
+    c->more = rc == 0 && sqlite3_changes(tx->db) > 0;
+    return rc;
+}
+
+/* A writer job: makes the c->seq chunks written the snapshot of version c->key, if every one is
  * there, and the step's older periodic snapshots no snapshots any more (c->more says whether
  * it was made). */
 static int snapshot_finish(tdm__tx *tx, tdm__job *job, tdm_error *err)
@@ -551,16 +573,17 @@ static int snapshot_finish(tdm__tx *tx, tdm__job *job, tdm_error *err)
 }
 
 /* A writer job: removes one chunk of the step's older snapshots (freeing a chunk's pages reads
- * them: 17 MB at once held a round for about 40 ms); c->more says whether there was one. When
- * there was none, the older whole snapshots that are not a fit's own (the close writes one). */
+ * them: 17 MB at once held a round for about 40 ms), or of a refit that no model refers to
+ * (a negative key, learning.c); c->more says whether there was one. When there was none, the
+ * older whole snapshots that are not a fit's own (the close writes one). */
 static int snapshot_prune(tdm__tx *tx, tdm__job *job, tdm_error *err)
 {
     snapshot_ctx *c = job->ctx;
     int rc = chunk_stmt(tx,
                         "DELETE FROM model_chunks WHERE rowid IN (SELECT rowid FROM model_chunks "
                         "WHERE process = ?1 AND step = ?2 AND version < ?3 AND ?4 > 0 AND "
-                        "version NOT IN (SELECT version FROM models WHERE process = ?1 AND "
-                        "step = ?2 AND snapshot_chunks IS NOT NULL) LIMIT 1)",
+                        "version NOT IN (SELECT coalesce(chunks_at, version) FROM models WHERE "
+                        "process = ?1 AND step = ?2 AND snapshot_chunks IS NOT NULL) LIMIT 1)",
                         c, NULL, 0, err);
     c->more = rc == 0 && sqlite3_changes(tx->db) > 0;
     if (rc != 0 || c->more)
@@ -591,35 +614,69 @@ static int snapshot_round(tdm_engine *e, snapshot_ctx *c,
     return tdm__writer_run(e->writer, &job, NULL);
 }
 
+/* Writes c->buf's c->len bytes a chunk a round under c->key, from chunk 0; the first round
+ * without a pause. */
+static int chunks_write(tdm_engine *e, snapshot_ctx *c, int paced, int (*stop)(void *),
+                        void *stop_arg)
+{
+    size_t chunk = e->snapshot_chunk ? e->snapshot_chunk : SNAPSHOT_CHUNK;
+    int rc = 0;
+    while (rc == 0 && c->off < c->len) {
+        c->n = c->len - c->off < chunk ? c->len - c->off : chunk;
+        rc = snapshot_round(e, c, snapshot_chunk, paced && c->off > 0, stop, stop_arg);
+        if (rc == 0) {
+            c->off += c->n;
+            c->seq++;
+        }
+    }
+    return rc;
+}
+
+int tdm__chunks_write(tdm_engine *e, step_model *sm, int64_t key, const unsigned char *buf,
+                      size_t len, int paced, int (*stop)(void *), void *stop_arg, int64_t *n)
+{
+    snapshot_ctx c = {.sm = sm, .buf = buf, .len = len, .key = key};
+    int rc = chunks_write(e, &c, paced, stop, stop_arg);
+    *n = c.seq;
+    return rc;
+}
+
+void tdm__chunks_discard(tdm_engine *e, step_model *sm, int64_t key, int paced, int (*stop)(void *),
+                         void *stop_arg)
+{
+    snapshot_ctx c = {.sm = sm, .key = key};
+    int rc;
+    do
+        rc = snapshot_round(e, &c, chunk_discard, paced, stop, stop_arg);
+    while (rc == 0 && c.more);
+}
+
 void tdm__snapshot_periodic(tdm_engine *e, step_model *sm, int paced, int (*stop)(void *),
                             void *stop_arg)
 {
     snapshot_ctx c = {.sm = sm};
+    unsigned char *buf = NULL;
+    uint64_t version = 0;
     pthread_rwlock_rdlock(&sm->lock);
     int rc = 0, write = sm->model != NULL && sm->version > sm->snapshot;
     if (write) {
-        rc = tdm_model_serialize(sm->model, &c.buf, &c.len);
-        c.version = sm->version;
+        rc = tdm_model_serialize(sm->model, &buf, &c.len);
+        version = sm->version;
     }
     pthread_rwlock_unlock(&sm->lock);
-    size_t chunk = e->snapshot_chunk ? e->snapshot_chunk : SNAPSHOT_CHUNK;
+    c.buf = buf;
+    c.key = (int64_t)version;
     /* A failed round leaves this version without a snapshot: only a longer replay. */
-    while (write && rc == 0 && c.off < c.len) {
-        c.n = c.len - c.off < chunk ? c.len - c.off : chunk;
-        rc = snapshot_round(e, &c, snapshot_chunk, paced && c.off > 0, stop, stop_arg);
-        if (rc == 0) {
-            c.off += c.n;
-            c.seq++;
-        }
-    }
-    tdm_free(c.buf);
+    if (write && rc == 0)
+        rc = chunks_write(e, &c, paced, stop, stop_arg);
+    tdm_free(buf);
     c.buf = NULL;
     if (write && rc == 0)
         rc = snapshot_round(e, &c, snapshot_finish, paced, stop, stop_arg);
     if (write && rc == 0 && c.more) {
         pthread_rwlock_wrlock(&sm->lock);
-        if (c.version > sm->snapshot)
-            sm->snapshot = c.version;
+        if (version > sm->snapshot)
+            sm->snapshot = version;
         pthread_rwlock_unlock(&sm->lock);
         do
             rc = snapshot_round(e, &c, snapshot_prune, paced, stop, stop_arg);

@@ -145,6 +145,15 @@ void tdm__learning_inline(tdm_engine *e);
  * only a longer replay). */
 void tdm__snapshot_periodic(tdm_engine *e, step_model *sm, int paced, int (*stop)(void *),
                             void *stop_arg);
+/* Writes buf's len bytes into model_chunks under `key`, a chunk a writer round (after a pause
+ * between two when `paced`, until stop(stop_arg)), and sets *n to the chunks written: how a
+ * refit's model is stored before the round that adopts it (learning.c). Returns 0, TDM_EBUSY
+ * when stopped, or the error of the round that failed. */
+int tdm__chunks_write(tdm_engine *e, step_model *sm, int64_t key, const unsigned char *buf,
+                      size_t len, int paced, int (*stop)(void *), void *stop_arg, int64_t *n);
+/* Removes the chunks stored under `key`, one a writer round (they were never adopted). */
+void tdm__chunks_discard(tdm_engine *e, step_model *sm, int64_t key, int paced, int (*stop)(void *),
+                         void *stop_arg);
 
 /* ---- writer (writer.c) -------------------------------------------------------------------- */
 

@@ -257,6 +257,32 @@ static int load_chunks(sqlite3 *db, const step_model *sm, uint64_t version, int6
     return rc;
 }
 
+/* Replays onto m the step's answers of versions (after, upto], in order: the same rows the
+ * refit's round replayed (refit_run). */
+static int replay_range(sqlite3 *db, const step_model *sm, const tdm_step_info *info, tdm_model *m,
+                        uint64_t after, uint64_t upto, tdm_error *err)
+{
+    sqlite3_stmt *st;
+    int rc = tdm__db_prepare(db,
+                             "SELECT fields, label, weight FROM model_updates WHERE process = ?1 "
+                             "AND step = ?2 AND version > ?3 AND version <= ?4 ORDER BY version",
+                             &st, err);
+    if (rc != 0)
+        return rc;
+    bind_versions(st, sm, after, upto);
+    while (rc == 0 && sqlite3_step(st) == SQLITE_ROW)
+        rc = replay(info, m, (const char *)sqlite3_column_text(st, 0),
+                    (const char *)sqlite3_column_text(st, 1), sqlite3_column_double(st, 2));
+    sqlite3_finalize(st);
+    if (rc != 0)
+        return tdm__error(err, rc,
+                          "model %s/%s: cannot replay the answers its refit learned "
+                          "from during its fit (versions %llu to %llu): %s",
+                          sm->process, sm->step, (unsigned long long)after + 1,
+                          (unsigned long long)upto, tdm_strerror(rc));
+    return 0;
+}
+
 /* Loads sm's model from the store; called with sm->lock held for writing. */
 static int load_model(tdm_engine *e, step_model *sm, const tdm_step_info *info, tdm_error *err)
 {
@@ -289,11 +315,13 @@ static int load_model(tdm_engine *e, step_model *sm, const tdm_step_info *info, 
     }
     if (rc == 0 && current >= since && current > 0) {
         rc = tdm__db_prepare(db,
-                             "SELECT version, snapshot, snapshot_chunks FROM models WHERE "
-                             "process = ? AND step = ? AND version >= ? AND version <= ? AND "
-                             "(snapshot IS NOT NULL OR snapshot_chunks IS NOT NULL) ORDER BY "
-                             "version DESC LIMIT 1",
+                             "SELECT version, snapshot, snapshot_chunks, coalesce(chunks_at, "
+                             "version), coalesce(replay_after, 0), coalesce(replay_upto, 0) FROM "
+                             "models WHERE process = ? AND step = ? AND version >= ? AND version "
+                             "<= ? AND (snapshot IS NOT NULL OR snapshot_chunks IS NOT NULL) "
+                             "ORDER BY version DESC LIMIT 1",
                              &st, err);
+        uint64_t replay_after = 0, replay_upto = 0;
         if (rc == 0) {
             bind_versions(st, sm, since, current);
             if (sqlite3_step(st) == SQLITE_ROW) {
@@ -301,16 +329,24 @@ static int load_model(tdm_engine *e, step_model *sm, const tdm_step_info *info, 
                 char name[160];
                 snprintf(name, sizeof name, "model %s/%s v%llu", sm->process, sm->step,
                          (unsigned long long)at);
-                if (sqlite3_column_type(st, 1) != SQLITE_NULL)
+                if (sqlite3_column_type(st, 1) != SQLITE_NULL) {
                     rc = tdm_model_deserialize(sqlite3_column_blob(st, 1),
                                                (size_t)sqlite3_column_bytes(st, 1), name, &m, err);
-                else
-                    rc = load_chunks(db, sm, at, sqlite3_column_int64(st, 2), name, &m, err);
+                } else {
+                    rc = load_chunks(db, sm, sqlite3_column_int64(st, 3),
+                                     sqlite3_column_int64(st, 2), name, &m, err);
+                    replay_after = (uint64_t)sqlite3_column_int64(st, 4);
+                    replay_upto = (uint64_t)sqlite3_column_int64(st, 5);
+                }
                 sm->snapshot = at;
             }
             sqlite3_finalize(st);
             st = NULL;
         }
+        /* A refit stored in chunks is the fit as it was read: first the answers that its
+         * round replayed onto it (NOTES ON REFITS). */
+        if (rc == 0 && m != NULL && replay_upto > replay_after)
+            rc = replay_range(db, sm, info, m, replay_after, replay_upto, err);
         if (rc == 0)
             rc = tdm__db_prepare(db,
                                  "SELECT version, coalesce(fit_rows, 0) FROM models WHERE "
@@ -1008,6 +1044,11 @@ typedef struct trained {
     uint64_t version;
     size_t *keep; /* the scored rows that are checks: no review rule fires on them */
     size_t n_keep;
+    /* A refit stored in chunks before its round (NOTES ON REFITS): blob is then not stored. */
+    int64_t chunks;        /* chunks written under chunks_at; 0: store blob whole */
+    int64_t chunks_at;     /* their key in model_chunks */
+    uint64_t replay_after; /* the answers (replay_after, replay_upto] its round replayed */
+    uint64_t replay_upto;
 } trained;
 
 static void trained_release(trained *t)
@@ -1245,8 +1286,9 @@ static int commit_fit(tdm__tx *tx, proc_state *ps, trained *t, const char *actor
     uint64_t seen = tdm_model_examples_seen(t->model, &online);
     st = tdm__stmt(tx->stmts,
                    "INSERT INTO models (process, step, version, created_at, reason, "
-                   "examples_seen, online_updates, n_labels, snapshot, fit_rows) VALUES (?, ?, ?, "
-                   "?, ?, ?, 0, ?, ?, ?)",
+                   "examples_seen, online_updates, n_labels, snapshot, fit_rows, "
+                   "snapshot_chunks, chunks_at, replay_after, replay_upto) VALUES (?, ?, ?, ?, ?, "
+                   "?, 0, ?, ?, ?, ?, ?, ?, ?)",
                    err);
     if (st == NULL)
         return err->code;
@@ -1257,7 +1299,22 @@ static int commit_fit(tdm__tx *tx, proc_state *ps, trained *t, const char *actor
     sqlite3_bind_text(st, 5, refit ? "refit" : "trained", -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 6, (sqlite3_int64)seen);
     sqlite3_bind_int64(st, 7, (sqlite3_int64)tdm_model_label_count(t->model));
-    sqlite3_bind_blob64(st, 8, t->blob, t->blob_len, SQLITE_STATIC);
+    if (t->chunks > 0) {
+        sqlite3_bind_null(st, 8);
+        sqlite3_bind_int64(st, 10, t->chunks);
+        sqlite3_bind_int64(st, 11, t->chunks_at);
+        if (t->replay_upto > t->replay_after) {
+            sqlite3_bind_int64(st, 12, (sqlite3_int64)t->replay_after);
+            sqlite3_bind_int64(st, 13, (sqlite3_int64)t->replay_upto);
+        } else {
+            sqlite3_bind_null(st, 12);
+            sqlite3_bind_null(st, 13);
+        }
+    } else {
+        sqlite3_bind_blob64(st, 8, t->blob, t->blob_len, SQLITE_STATIC);
+        for (int k = 10; k <= 13; k++)
+            sqlite3_bind_null(st, k);
+    }
     sqlite3_bind_int64(st, 9, (sqlite3_int64)rows);
     if (sqlite3_step(st) != SQLITE_DONE)
         return tdm__db_error(tx->db, sqlite3_errcode(tx->db), err, "storing a model");
@@ -1518,10 +1575,18 @@ int tdm_engine_train(tdm_engine *e, const char *process, const char *data, size_
  *
  * The refit runs off the hot path: on the learning thread (or, in a simulation, in the call
  * that made it due), reading the examples on a reader connection and fitting without any
- * lock, so answers keep arriving. Its commit, on the writer, first replays onto the new model
- * the answers that arrived during the fit (updates are deterministic), so nothing taught is
- * lost, then stores it as the step's next version, with its cross-fitted checks in place of
- * the old ones, exactly as a train does.
+ * lock, so answers keep arriving. The fitted model then goes into model_chunks a chunk a
+ * writer round, paced like a periodic snapshot (engine.c), under the key -seen: its version
+ * is known only in the round that adopts it. That round, on the writer, replays onto the new
+ * model in memory the answers that arrived during the fit (updates are deterministic), so
+ * nothing taught is lost, and stores it as the step's next version, with its cross-fitted
+ * checks in place of the old ones, exactly as a train does; its models row points at the
+ * chunks (chunks_at) and names the answers replayed (replay_after < version <= replay_upto),
+ * which a load replays after the chunks. Stored whole in that round, the model (17 MB for
+ * Banking77, serialized again there when answers had come) held up every request waiting on
+ * it. A refit declined, superseded, or stored whole because a chunk is missing has its
+ * chunks removed, a round each; the ones a crash leaves go with the step's next periodic
+ * snapshot, or with the next refit of the same key.
  *
  * What certifies it. Once a threshold is in force, the items people answer are no longer a
  * sample of all items: they are the ones the model was unsure of (below the threshold), and
@@ -1760,14 +1825,35 @@ static int refit_run(tdm__tx *tx, tdm__job *job, tdm_error *err)
         replayed++;
     }
     sqlite3_reset(st);
-    if (rc == 0 && replayed > 0) {
-        tdm_free(c->t.blob);
-        c->t.blob = NULL;
-        rc = tdm_model_serialize(c->t.model, &c->t.blob, &c->t.blob_len);
-    }
     if (rc != 0)
         return tdm__error(err, rc, "refit of %s/%s: cannot replay the answers given meanwhile: %s",
                           process, info->id, tdm_strerror(rc));
+    /* Its chunks are the fit as it was read: a load replays what this round did. Should one
+     * be missing (a round that failed), the model goes whole, as before chunks. */
+    if (c->t.chunks > 0) {
+        st = tdm__stmt(tx->stmts,
+                       "SELECT count(*) FROM model_chunks WHERE process = ? AND step = ? AND "
+                       "version = ?",
+                       err);
+        if (st == NULL)
+            return err->code;
+        sqlite3_bind_text(st, 1, process, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, info->id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, c->t.chunks_at);
+        if (sqlite3_step(st) != SQLITE_ROW || sqlite3_column_int64(st, 0) != c->t.chunks)
+            c->t.chunks = 0;
+        sqlite3_reset(st);
+        c->t.replay_after = c->seen;
+        c->t.replay_upto = replayed > 0 ? current : c->seen;
+    }
+    if (c->t.chunks == 0 && replayed > 0) {
+        tdm_free(c->t.blob);
+        c->t.blob = NULL;
+        rc = tdm_model_serialize(c->t.model, &c->t.blob, &c->t.blob_len);
+        if (rc != 0)
+            return tdm__error(err, rc, "refit of %s/%s: cannot serialize it: %s", process, info->id,
+                              tdm_strerror(rc));
+    }
     rc = commit_fit(tx, c->ps, &c->t, "tandem", NULL, 1, c->t.rep.n_train + replayed, err);
     if (rc == 0)
         c->adopted = 1;
@@ -1804,12 +1890,32 @@ static void refit_step(tdm_engine *e, step_model *sm)
             rc = fit_step(ps, index, table, c.census, e->learning, &c.t, &err);
     }
     tdm_table_free(table);
+    /* The fit goes into the store a chunk a round before the round that adopts it, unless
+     * that round will decline it: it certifies nothing where the model in force does. */
+    int64_t key = -(int64_t)c.seen, staged = 0;
+    if (rc == 0) {
+        pthread_rwlock_rdlock(&sm->lock);
+        int declined = sm->found && !c.t.rep.risk.found;
+        pthread_rwlock_unlock(&sm->lock);
+        if (!declined && c.seen > 0 && c.seen < INT64_MAX) {
+            rc = tdm__chunks_write(e, sm, key, c.t.blob, c.t.blob_len, !e->refit_inline,
+                                   learning_stopping, e->learning, &staged);
+            c.t.chunks = rc == 0 ? staged : 0;
+            c.t.chunks_at = key;
+            if (rc != 0 && rc != TDM_EBUSY)
+                rc = 0; /* stored whole in its round instead */
+        }
+    }
     if (rc == 0) {
         tdm__job job = {0};
         job.run = refit_run;
         job.ctx = &c;
         rc = tdm__writer_run(e->writer, &job, &err);
     }
+    /* Chunks the step's models do not refer to: a refit declined, superseded or stored whole.
+     * (Those a crash leaves go with the step's next periodic snapshot.) */
+    if (staged > 0 && (!c.adopted || c.t.chunks == 0) && rc != TDM_EBUSY)
+        tdm__chunks_discard(e, sm, key, !e->refit_inline, learning_stopping, e->learning);
     /* Not adopted, or failed: wait for as many answers again before the next try; stopped
      * because the engine closes (TDM_EBUSY), not: the next start tries at once. */
     pthread_rwlock_wrlock(&sm->lock);

@@ -196,8 +196,8 @@ int tdm_model_serialize(const tdm_model *m, unsigned char **out, size_t *out_len
         put_f32(&w, m->gbias[c]);
 
     /* The rows: one pass over the table (it is large: 84 MB for 77 labels at 2^18 rows, and
-     * the snapshots of a close and of a refit that replays answers are taken on the writer's
-     * thread), the count patched in after. */
+     * the snapshots of a close, and of a refit whose chunks could not all be stored, are
+     * taken on the writer's thread), the count patched in after. */
     size_t count_at = w.len;
     put_u64(&w, 0);
     uint64_t touched = 0;

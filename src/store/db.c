@@ -156,6 +156,13 @@ static const char *const migrations[] = {
      "CREATE TABLE model_chunks ("
      "  process TEXT NOT NULL, step TEXT NOT NULL, version INTEGER NOT NULL,"
      "  seq INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY (process, step, version, seq));"),
+    /* 10 -> 11: a refit's model, written in chunks before the round that adopts it, under a
+     * key of its own (models.chunks_at, since its version is known only in that round), and
+     * the answers that came during the fit, which that round replays onto it
+     * (models.replay_after < version <= replay_upto), so that a load replays them too. */
+    ("ALTER TABLE models ADD COLUMN chunks_at INTEGER;"
+     "ALTER TABLE models ADD COLUMN replay_after INTEGER;"
+     "ALTER TABLE models ADD COLUMN replay_upto INTEGER;"),
 };
 
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])

@@ -22,7 +22,7 @@
 #include "tandem/tandem.h"
 
 /* The schema version this build writes; older databases are migrated on open. */
-#define TDM__SCHEMA_VERSION 10
+#define TDM__SCHEMA_VERSION 11
 
 /*
  * Opens (creating if asked) the database at `path`, applies the connection settings (WAL,

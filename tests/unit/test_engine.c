@@ -1158,6 +1158,80 @@ static void wait_until(const char *sql)
     assert_int_not_equal(sql_int(sql), 0);
 }
 
+/* The confidence of the proposal for the item `body` (submitted: it is queued). */
+static double proposal_confidence(tdm_engine *e, const char *body)
+{
+    json_t *r = submit(e, body);
+    json_t *c = json_object_get(json_object_get(r, "proposal"), "confidence");
+    assert_true(json_is_real(c) || json_is_integer(c));
+    double v = json_number_value(c);
+    json_decref(r);
+    return v;
+}
+
+/* A refit's model goes into the store a chunk a writer round, under a key of its own, before
+ * the round that adopts it; the answers given meanwhile are replayed onto it in that round and
+ * named in its row, so that an engine that restarts without the close's snapshot (as after a
+ * crash) loads the chunks, replays those answers and the ones after, and predicts exactly as
+ * the running engine did. */
+static void test_refit_in_chunks(void **state)
+{
+    (void)state;
+    char hybrid[sizeof process_yaml + 16];
+    snprintf(hybrid, sizeof hybrid, "%s", process_yaml);
+    char *at = strstr(hybrid, "allocation: ai");
+    assert_non_null(at);
+    memmove(at + strlen("allocation: hybrid"), at + strlen("allocation: ai"),
+            strlen(at + strlen("allocation: ai")) + 1);
+    memcpy(at, "allocation: hybrid", strlen("allocation: hybrid"));
+    tdm_engine *e = open_engine();
+    put_and_train(e, hybrid, 20);
+    /* About 60 chunks, 20 ms apart: the answers below come while they are written. */
+    e->snapshot_chunk =
+        (size_t)sql_int("SELECT length(snapshot) FROM models WHERE version = 1") / 60;
+    answer_items(e, 1000, 0, 0);
+    wait_until("SELECT count(*) FROM model_chunks WHERE version < 0");
+    answer_items(e, 5, 1000, 0);
+    wait_until("SELECT count(*) FROM models WHERE reason = 'refit'");
+    int64_t v = sql_int("SELECT version FROM models WHERE reason = 'refit'");
+    assert_int_equal(v, 1 + 1005 + 1);
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "SELECT snapshot IS NULL AND chunks_at = -1001 AND replay_after = 1001 AND "
+             "replay_upto = 1006 AND snapshot_chunks = (SELECT count(*) FROM model_chunks "
+             "WHERE version = -1001) AND snapshot_chunks > 30 FROM models WHERE version = %lld",
+             (long long)v);
+    assert_int_equal(sql_int(sql), 1);
+    assert_int_equal(sql_int("SELECT count(*) FROM model_chunks WHERE version < 0 AND version "
+                             "!= -1001"),
+                     0);
+    /* Answers after the refit, then the restart without the close's snapshot. The probe
+     * names no intent, so that its confidence is not 1 whatever the model. */
+    answer_items(e, 3, 1005, 0);
+    barrier(e);
+    const char *probe = "{\"text\": \"please\"}";
+    double before = proposal_confidence(e, probe);
+    assert_true(before < 0.99);
+    tdm_engine_close(e);
+    sql_int("UPDATE models SET snapshot = NULL WHERE reason NOT IN ('trained', 'refit') "
+            "RETURNING 0");
+    e = open_engine();
+    step_model *sm = e->procs[0]->steps[0];
+    assert_int_equal(sm->snapshot, v);
+    assert_int_equal(sm->fit_version, v);
+    assert_int_equal(sm->version, v + 3);
+    assert_true(proposal_confidence(e, probe) == before);
+    tdm_engine_close(e);
+    /* Without the answers its round replayed, the same chunks predict otherwise: the replay
+     * is what made them agree. */
+    sql_int("UPDATE models SET snapshot = NULL WHERE reason NOT IN ('trained', 'refit') "
+            "RETURNING 0");
+    sql_int("UPDATE models SET replay_after = NULL, replay_upto = NULL RETURNING 0");
+    e = open_engine();
+    assert_true(proposal_confidence(e, probe) != before);
+    tdm_engine_close(e);
+}
+
 /* The process's yaml into buf with a hybrid step, so that every item reaches a person, and no
  * refit, so that the model's versions are the answers'. */
 static void hybrid_without_refit(char *buf, size_t size)
@@ -1332,6 +1406,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cold_start_certifies_from_live_checks, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_refit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refit_in_chunks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chunked_snapshot, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_stops_at_close, setup, teardown),
         cmocka_unit_test_setup_teardown(test_census_on_tasks, setup, teardown),

@@ -614,6 +614,9 @@ static void test_migration_from_v1(void **state)
                      "ALTER TABLE steps DROP COLUMN refit_tried; "
                      "ALTER TABLE steps DROP COLUMN refit_tried_rows; "
                      "DROP TABLE model_chunks; ALTER TABLE models DROP COLUMN snapshot_chunks; "
+                     "ALTER TABLE models DROP COLUMN chunks_at; "
+                     "ALTER TABLE models DROP COLUMN replay_after; "
+                     "ALTER TABLE models DROP COLUMN replay_upto; "
                      "UPDATE meta SET "
                      "value = '1' WHERE key = "
                      "'schema_version';",
