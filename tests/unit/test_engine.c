@@ -1034,6 +1034,16 @@ static void answer_items(tdm_engine *e, int n, int from, int noise)
     }
 }
 
+/* The process's yaml into buf (size: at least sizeof process_yaml + 16) with a hybrid step,
+ * so that every item reaches a person (and every answer is census). */
+static void hybrid_process(char *buf, size_t size)
+{
+    const char *at = strstr(process_yaml, "allocation: ai");
+    assert_non_null(at);
+    snprintf(buf, size, "%.*sallocation: hybrid%s", (int)(at - process_yaml), process_yaml,
+             at + strlen("allocation: ai"));
+}
+
 /*
  * Refits (learning.c, NOTES ON REFITS). After 1,000 answers the step is fitted again, on the
  * learning thread, from the rows of its last train and every answer since; the fit becomes the
@@ -1045,12 +1055,7 @@ static void test_refit(void **state)
 {
     (void)state;
     char hybrid[sizeof process_yaml + 16];
-    snprintf(hybrid, sizeof hybrid, "%s", process_yaml);
-    char *at = strstr(hybrid, "allocation: ai");
-    assert_non_null(at);
-    memmove(at + strlen("allocation: hybrid"), at + strlen("allocation: ai"),
-            strlen(at + strlen("allocation: ai")) + 1);
-    memcpy(at, "allocation: hybrid", strlen("allocation: hybrid"));
+    hybrid_process(hybrid, sizeof hybrid);
 
     tdm_engine *e = open_engine();
     put_and_train(e, hybrid, 20);
@@ -1178,12 +1183,7 @@ static void test_refit_in_chunks(void **state)
 {
     (void)state;
     char hybrid[sizeof process_yaml + 16];
-    snprintf(hybrid, sizeof hybrid, "%s", process_yaml);
-    char *at = strstr(hybrid, "allocation: ai");
-    assert_non_null(at);
-    memmove(at + strlen("allocation: hybrid"), at + strlen("allocation: ai"),
-            strlen(at + strlen("allocation: ai")) + 1);
-    memcpy(at, "allocation: hybrid", strlen("allocation: hybrid"));
+    hybrid_process(hybrid, sizeof hybrid);
     tdm_engine *e = open_engine();
     put_and_train(e, hybrid, 20);
     /* About 60 chunks, 20 ms apart: the answers below come while they are written. */
