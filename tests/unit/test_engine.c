@@ -1242,6 +1242,51 @@ static void hybrid_without_refit(char *buf, size_t size)
              process_yaml, at + strlen("    allocation: ai\n"));
 }
 
+/* Runs `sql` on a connection of its own that waits for the engine's writer, 10 s at most. */
+static void sql_exec_waiting(const char *sql)
+{
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(db_path, &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 10000);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+}
+
+/* A refit that is not adopted as it was written leaves no chunks behind: one overtaken by a
+ * train while its chunks are written (superseded), and one whose chunk went missing meanwhile
+ * (stored whole in its round instead). */
+static void test_refit_chunks_removed(void **state)
+{
+    (void)state;
+    char hybrid[sizeof process_yaml + 16];
+    hybrid_process(hybrid, sizeof hybrid);
+    tdm_engine *e = open_engine();
+    put_and_train(e, hybrid, 20);
+    e->snapshot_chunk =
+        (size_t)sql_int("SELECT length(snapshot) FROM models WHERE version = 1") / 60;
+    answer_items(e, 1000, 0, 0);
+    wait_until("SELECT count(*) FROM model_chunks WHERE version < 0");
+    char *csv = training_csv(20);
+    char *out;
+    tdm_error err = {0};
+    assert_int_equal(
+        tdm_engine_train(e, "triage", csv, strlen(csv), TDM_FORMAT_CSV, "owner", &out, &err), 0);
+    free(csv);
+    tdm_free(out);
+    wait_until("SELECT count(*) = 0 FROM model_chunks WHERE version < 0");
+    assert_int_equal(sql_int("SELECT count(*) FROM models WHERE reason = 'refit'"), 0);
+    /* The next refit, 1,000 answers after that train; its first chunk goes. */
+    answer_items(e, 1000, 1000, 0);
+    wait_until("SELECT count(*) FROM model_chunks WHERE version < 0");
+    sql_exec_waiting("DELETE FROM model_chunks WHERE version < 0 AND seq = 0");
+    wait_until("SELECT count(*) FROM models WHERE reason = 'refit'");
+    wait_until("SELECT count(*) = 0 FROM model_chunks WHERE version < 0");
+    assert_int_equal(sql_int("SELECT count(*) FROM models WHERE reason = 'refit' AND snapshot IS "
+                             "NOT NULL AND snapshot_chunks IS NULL AND chunks_at IS NULL"),
+                     1);
+    tdm_engine_close(e);
+}
+
 /* The periodic snapshot (after 1,000 online updates) is made on the learning thread and goes
  * a chunk a writer round, and a restarted engine that finds only it (as after a crash: no
  * snapshot from the close) loads it and predicts exactly as before. */
@@ -1407,6 +1452,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_refit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refit_in_chunks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refit_chunks_removed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chunked_snapshot, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_stops_at_close, setup, teardown),
         cmocka_unit_test_setup_teardown(test_census_on_tasks, setup, teardown),
