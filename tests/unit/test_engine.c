@@ -1262,8 +1262,9 @@ static void test_refit_chunks_removed(void **state)
     hybrid_process(hybrid, sizeof hybrid);
     tdm_engine *e = open_engine();
     put_and_train(e, hybrid, 20);
+    /* About 150 chunks, 20 ms apart: 3 s for the train below to come first, under ASan too. */
     e->snapshot_chunk =
-        (size_t)sql_int("SELECT length(snapshot) FROM models WHERE version = 1") / 60;
+        (size_t)sql_int("SELECT length(snapshot) FROM models WHERE version = 1") / 150;
     answer_items(e, 1000, 0, 0);
     wait_until("SELECT count(*) FROM model_chunks WHERE version < 0");
     char *csv = training_csv(20);
