@@ -1174,6 +1174,22 @@ static double proposal_confidence(tdm_engine *e, const char *body)
     return v;
 }
 
+/* An engine whose hybrid step (trained on 20 rows an intent) has had 1,000 answers: its refit
+ * has been fitted and is being written in about `chunks` chunks, 20 ms apart, when this
+ * returns (after the periodic snapshot the same answer started, in as many chunks). */
+static tdm_engine *refit_under_way(size_t chunks)
+{
+    char hybrid[sizeof process_yaml + 16];
+    hybrid_process(hybrid, sizeof hybrid);
+    tdm_engine *e = open_engine();
+    put_and_train(e, hybrid, 20);
+    e->snapshot_chunk =
+        (size_t)sql_int("SELECT length(snapshot) FROM models WHERE version = 1") / chunks;
+    answer_items(e, 1000, 0, 0);
+    wait_until("SELECT count(*) FROM model_chunks WHERE version < 0");
+    return e;
+}
+
 /* A refit's model goes into the store a chunk a writer round, under a key of its own, before
  * the round that adopts it; the answers given meanwhile are replayed onto it in that round and
  * named in its row, so that an engine that restarts without the close's snapshot (as after a
@@ -1182,15 +1198,8 @@ static double proposal_confidence(tdm_engine *e, const char *body)
 static void test_refit_in_chunks(void **state)
 {
     (void)state;
-    char hybrid[sizeof process_yaml + 16];
-    hybrid_process(hybrid, sizeof hybrid);
-    tdm_engine *e = open_engine();
-    put_and_train(e, hybrid, 20);
     /* About 60 chunks, 20 ms apart: the answers below come while they are written. */
-    e->snapshot_chunk =
-        (size_t)sql_int("SELECT length(snapshot) FROM models WHERE version = 1") / 60;
-    answer_items(e, 1000, 0, 0);
-    wait_until("SELECT count(*) FROM model_chunks WHERE version < 0");
+    tdm_engine *e = refit_under_way(60);
     answer_items(e, 5, 1000, 0);
     wait_until("SELECT count(*) FROM models WHERE reason = 'refit'");
     int64_t v = sql_int("SELECT version FROM models WHERE reason = 'refit'");
@@ -1258,15 +1267,8 @@ static void sql_exec_waiting(const char *sql)
 static void test_refit_chunks_removed(void **state)
 {
     (void)state;
-    char hybrid[sizeof process_yaml + 16];
-    hybrid_process(hybrid, sizeof hybrid);
-    tdm_engine *e = open_engine();
-    put_and_train(e, hybrid, 20);
     /* About 150 chunks, 20 ms apart: 3 s for the train below to come first, under ASan too. */
-    e->snapshot_chunk =
-        (size_t)sql_int("SELECT length(snapshot) FROM models WHERE version = 1") / 150;
-    answer_items(e, 1000, 0, 0);
-    wait_until("SELECT count(*) FROM model_chunks WHERE version < 0");
+    tdm_engine *e = refit_under_way(150);
     char *csv = training_csv(20);
     char *out;
     tdm_error err = {0};
