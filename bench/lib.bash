@@ -36,3 +36,10 @@ pace_parse() {
         for (i = 1; i <= n; i++) { if (!(k[i] in v)) exit 1; printf "%s%s", v[k[i]], (i < n) ? " " : "\n" }
     }' "$file"
 }
+
+# cpustat: "steal total" ticks of the whole machine (/proc/stat): the time the hypervisor ran
+# something else while a virtual CPU wanted to run, and all the time counted.
+cpustat() { awk '$1 == "cpu" { print $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9; exit }' /proc/stat; }
+# steal_pct A B: the share of the machine's CPU time stolen between two cpustat outputs, in
+# percent.
+steal_pct() { awk -v a="$1" -v b="$2" 'BEGIN { split(a, x, " "); split(b, y, " "); t = y[2] - x[2]; printf "%.1f", (t > 0 ? 100 * (y[1] - x[1]) / t : 0) }'; }
