@@ -257,11 +257,14 @@ static int load_chunks(sqlite3 *db, const step_model *sm, uint64_t version, int6
     return rc;
 }
 
-/* Replays onto m the step's answers of versions (after, upto], in order: the same rows the
- * refit's round replayed (refit_run). */
-static int replay_range(sqlite3 *db, const step_model *sm, const tdm_step_info *info, tdm_model *m,
-                        uint64_t after, uint64_t upto, tdm_error *err)
+/* Replays onto m the answers to process/step of versions (after, upto], in order, and sets *n
+ * to how many there were: a refit's round replays those that came during its fit (refit_run),
+ * and a load replays them again after the refit's chunks (load_model). */
+static int replay_range(sqlite3 *db, const char *process, const char *step,
+                        const tdm_step_info *info, tdm_model *m, uint64_t after, uint64_t upto,
+                        size_t *n, tdm_error *err)
 {
+    *n = 0;
     sqlite3_stmt *st;
     int rc = tdm__db_prepare(db,
                              "SELECT fields, label, weight FROM model_updates WHERE process = ?1 "
@@ -269,17 +272,22 @@ static int replay_range(sqlite3 *db, const step_model *sm, const tdm_step_info *
                              &st, err);
     if (rc != 0)
         return rc;
-    bind_versions(st, sm, after, upto);
-    while (rc == 0 && sqlite3_step(st) == SQLITE_ROW)
+    sqlite3_bind_text(st, 1, process, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, step, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)after);
+    sqlite3_bind_int64(st, 4, (sqlite3_int64)upto);
+    while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
         rc = replay(info, m, (const char *)sqlite3_column_text(st, 0),
                     (const char *)sqlite3_column_text(st, 1), sqlite3_column_double(st, 2));
+        ++*n;
+    }
     sqlite3_finalize(st);
     if (rc != 0)
         return tdm__error(err, rc,
                           "model %s/%s: cannot replay the answers its refit learned "
                           "from during its fit (versions %llu to %llu): %s",
-                          sm->process, sm->step, (unsigned long long)after + 1,
-                          (unsigned long long)upto, tdm_strerror(rc));
+                          process, step, (unsigned long long)after + 1, (unsigned long long)upto,
+                          tdm_strerror(rc));
     return 0;
 }
 
@@ -345,8 +353,10 @@ static int load_model(tdm_engine *e, step_model *sm, const tdm_step_info *info, 
         }
         /* A refit stored in chunks is the fit as it was read: first the answers that its
          * round replayed onto it (NOTES ON REFITS). */
+        size_t replayed;
         if (rc == 0 && m != NULL && replay_upto > replay_after)
-            rc = replay_range(db, sm, info, m, replay_after, replay_upto, err);
+            rc = replay_range(db, sm->process, sm->step, info, m, replay_after, replay_upto,
+                              &replayed, err);
         if (rc == 0)
             rc = tdm__db_prepare(db,
                                  "SELECT version, coalesce(fit_rows, 0) FROM models WHERE "
@@ -1807,27 +1817,11 @@ static int refit_run(tdm__tx *tx, tdm__job *job, tdm_error *err)
                              err);
     }
     /* The answers that came during the fit. */
-    st = tdm__stmt(tx->stmts,
-                   "SELECT fields, label, weight FROM model_updates WHERE process = ? AND step = ? "
-                   "AND version > ? AND version <= ? ORDER BY version",
-                   err);
-    if (st == NULL)
-        return err->code;
-    sqlite3_bind_text(st, 1, process, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, info->id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, (sqlite3_int64)c->seen);
-    sqlite3_bind_int64(st, 4, (sqlite3_int64)current);
-    int rc = 0;
-    size_t replayed = 0;
-    while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
-        rc = replay(info, c->t.model, (const char *)sqlite3_column_text(st, 0),
-                    (const char *)sqlite3_column_text(st, 1), sqlite3_column_double(st, 2));
-        replayed++;
-    }
-    sqlite3_reset(st);
+    size_t replayed;
+    int rc =
+        replay_range(tx->db, process, info->id, info, c->t.model, c->seen, current, &replayed, err);
     if (rc != 0)
-        return tdm__error(err, rc, "refit of %s/%s: cannot replay the answers given meanwhile: %s",
-                          process, info->id, tdm_strerror(rc));
+        return rc;
     /* Its chunks are the fit as it was read: a load replays what this round did. Should one
      * be missing (a round that failed), the model goes whole, as before chunks. */
     if (c->t.chunks > 0) {
