@@ -108,6 +108,8 @@ static step_model *step_model_new(const char *process, const char *step)
         return NULL;
     }
     pthread_rwlock_init(&sm->lock, NULL);
+    pthread_mutex_init(&sm->defer_lock, NULL);
+    sm->deferred_tail = &sm->deferred;
     sm->refs = 1;
     sm->since = 1;
     sm->threshold = INFINITY;
@@ -118,8 +120,11 @@ static void step_model_free(step_model *sm)
 {
     if (sm == NULL)
         return;
+    /* Each deferred change holds its process, and so this step, until it has run. */
+    TDM_ASSERT(sm->deferred == NULL);
     tdm_model_free(sm->model);
     pthread_rwlock_destroy(&sm->lock);
+    pthread_mutex_destroy(&sm->defer_lock);
     free(sm->process);
     free(sm->step);
     free(sm);
@@ -657,6 +662,8 @@ void tdm__snapshot_periodic(tdm_engine *e, step_model *sm, int paced, int (*stop
     snapshot_ctx c = {.sm = sm};
     unsigned char *buf = NULL;
     uint64_t version = 0;
+    /* Tens of milliseconds for a large model: the writer defers its changes meanwhile. */
+    tdm__serialize_begin(sm);
     pthread_rwlock_rdlock(&sm->lock);
     int rc = 0, write = sm->model != NULL && sm->version > sm->snapshot;
     if (write) {
@@ -664,6 +671,7 @@ void tdm__snapshot_periodic(tdm_engine *e, step_model *sm, int paced, int (*stop
         version = sm->version;
     }
     pthread_rwlock_unlock(&sm->lock);
+    tdm__serialize_end(e, sm);
     c.buf = buf;
     c.key = (int64_t)version;
     /* A failed round leaves this version without a snapshot: only a longer replay. */

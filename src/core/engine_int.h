@@ -38,6 +38,17 @@
 #include "tandem/process.h"
 #include "util/util.h"
 
+/* A change to a step's in-memory state deferred while its model is serialized: run(e, sm, arg)
+ * under sm->lock (write), which returns what to queue for the learning thread after it
+ * (learning.c); drop(arg) afterwards. */
+struct step_model;
+typedef struct tdm__deferred {
+    struct tdm__deferred *next;
+    int (*run)(tdm_engine *e, struct step_model *sm, void *arg);
+    void (*drop)(void *arg);
+    void *arg;
+} tdm__deferred;
+
 /* Online updates between two model snapshots in the store. */
 #define TDM__SNAPSHOT_EVERY 1000
 
@@ -62,12 +73,20 @@ typedef struct step_model {
     double threshold;  /* autonomous when confidence >= threshold */
     int paused;        /* automation pulled back */
     char pause_reason[256];
-    uint64_t checks_since; /* human checks since the threshold was computed */
     uint64_t fit_version;  /* the version of the last batch fit (train or refit); or since - 1 */
     uint64_t fit_examples; /* how many examples that fit learned from */
     uint64_t tried_version, tried_examples; /* the last refit not adopted (or failed): the
                                                version it read up to, the rows it had */
     int refit_queued;                       /* a refit of this step is waiting or running */
+    /* Under `defer_lock`, which is taken before `lock` when both are. A periodic snapshot
+     * serializes the model under a read lock for tens of milliseconds; meanwhile the writer's
+     * changes to the step (an answer learned, a new threshold) wait in `deferred`, in order,
+     * and the snapshot applies them when it lets go, so the writer never waits for it
+     * (tdm__step_change). checks_since too is under defer_lock. */
+    pthread_mutex_t defer_lock;
+    int serializing;
+    struct tdm__deferred *deferred, **deferred_tail;
+    uint64_t checks_since; /* human checks since the threshold was computed */
 } step_model;
 
 typedef struct proc_state {
@@ -256,6 +275,20 @@ void tdm__reader_put(tdm_engine *e, sqlite3 *db);
 /* Makes sure the step's model is in memory (loading it if needed). Takes and releases the
  * model's write lock. */
 int tdm__model_ensure(tdm_engine *e, step_model *sm, tdm_error *err);
+
+/* Runs run(e, sm, arg) under sm's write lock (and defer_lock); while a periodic snapshot
+ * serializes the model, queues it instead, behind the changes queued before it, so that the
+ * caller (the writer's thread) never waits for a serialization and changes keep their order.
+ * take(arg) moves arg into a block the queue owns and frees with drop() once it has run; arg
+ * stays its owner's either way. When take fails (no memory), the change waits for the lock. */
+void tdm__step_change(tdm_engine *e, step_model *sm, int (*run)(tdm_engine *, step_model *, void *),
+                      void *(*take)(void *), void (*drop)(void *), void *arg);
+
+/* Around a long read of sm->model under its read lock (a periodic snapshot's serialization,
+ * engine.c): from begin to end the writer's changes to the step are deferred, not waited
+ * for, and end applies them in order. begin before taking sm->lock, end after letting it go. */
+void tdm__serialize_begin(step_model *sm);
+void tdm__serialize_end(tdm_engine *e, step_model *sm);
 
 /* Values of the step's inputs taken from an item object (strings, numbers as their text). */
 typedef struct item_values {

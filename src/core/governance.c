@@ -41,6 +41,23 @@ typedef struct pause_fx {
     char reason[REASON_MAX + 1];
 } pause_fx;
 
+static int pause_set(tdm_engine *e, step_model *sm, void *arg)
+{
+    (void)e;
+    const pause_fx *fx = arg;
+    sm->paused = fx->pause;
+    snprintf(sm->pause_reason, sizeof sm->pause_reason, "%s", fx->pause ? fx->reason : "");
+    return 0;
+}
+
+static void *pause_take(void *arg)
+{
+    pause_fx *own = malloc(sizeof *own);
+    if (own != NULL)
+        memcpy(own, arg, sizeof *own);
+    return own;
+}
+
 static void pause_apply(tdm__tx *tx, void *arg)
 {
     pause_fx *fx = arg;
@@ -48,13 +65,8 @@ static void pause_apply(tdm__tx *tx, void *arg)
     if (tdm__proc_get(tx->e, fx->process, &ps, NULL) != 0)
         return;
     size_t i;
-    if (tdm_process_step_index(ps->p, fx->step, &i) == 0) {
-        step_model *sm = ps->steps[i];
-        pthread_rwlock_wrlock(&sm->lock);
-        sm->paused = fx->pause;
-        snprintf(sm->pause_reason, sizeof sm->pause_reason, "%s", fx->pause ? fx->reason : "");
-        pthread_rwlock_unlock(&sm->lock);
-    }
+    if (tdm_process_step_index(ps->p, fx->step, &i) == 0)
+        tdm__step_change(tx->e, ps->steps[i], pause_set, pause_take, free, fx);
     tdm__proc_put(tx->e, ps);
 }
 

@@ -460,15 +460,81 @@ static void update_drop(void *arg)
     free(u);
 }
 
-/* After the commit: the in-memory model learns, if it is in memory (otherwise its next
- * load replays this update from the store). */
-static void update_apply(tdm__tx *tx, void *arg)
+/* What a change to a step (tdm__step_change) asks of the learning thread once sm->lock is
+ * let go. */
+enum { LATER_SNAPSHOT = 1, LATER_REFIT = 2 };
+
+static void learning_later(tdm_engine *e, step_model *sm, int kind);
+
+void tdm__step_change(tdm_engine *e, step_model *sm, int (*run)(tdm_engine *, step_model *, void *),
+                      void *(*take)(void *), void (*drop)(void *), void *arg)
+{
+    pthread_mutex_lock(&sm->defer_lock);
+    if (sm->serializing) {
+        tdm__deferred *d = malloc(sizeof *d);
+        void *owned = d != NULL ? take(arg) : NULL;
+        if (owned != NULL) {
+            *d = (tdm__deferred){NULL, run, drop, owned};
+            *sm->deferred_tail = d;
+            sm->deferred_tail = &d->next;
+            pthread_mutex_unlock(&sm->defer_lock);
+            return;
+        }
+        free(d);
+    }
+    /* Not serializing (or out of memory), and no serialization begins while defer_lock is
+     * held: the write lock comes after the readers of the moment. */
+    pthread_rwlock_wrlock(&sm->lock);
+    int later = run(e, sm, arg);
+    pthread_rwlock_unlock(&sm->lock);
+    pthread_mutex_unlock(&sm->defer_lock);
+    if (later & LATER_SNAPSHOT)
+        learning_later(e, sm, WORK_SNAPSHOT);
+    if (later & LATER_REFIT)
+        learning_later(e, sm, WORK_REFIT);
+}
+
+void tdm__serialize_begin(step_model *sm)
+{
+    pthread_mutex_lock(&sm->defer_lock);
+    sm->serializing = 1;
+    pthread_mutex_unlock(&sm->defer_lock);
+}
+
+void tdm__serialize_end(tdm_engine *e, step_model *sm)
+{
+    /* defer_lock first, as everywhere: the writer queues nothing more meanwhile and its next
+     * change waits for these, so the changes are applied in the order they came. */
+    pthread_mutex_lock(&sm->defer_lock);
+    pthread_rwlock_wrlock(&sm->lock);
+    tdm__deferred *d = sm->deferred;
+    sm->deferred = NULL;
+    sm->deferred_tail = &sm->deferred;
+    sm->serializing = 0;
+    int later = 0;
+    for (tdm__deferred *x = d; x != NULL; x = x->next)
+        later |= x->run(e, sm, x->arg);
+    pthread_rwlock_unlock(&sm->lock);
+    pthread_mutex_unlock(&sm->defer_lock);
+    while (d != NULL) {
+        tdm__deferred *next = d->next;
+        d->drop(d->arg);
+        free(d);
+        d = next;
+    }
+    if (later & LATER_SNAPSHOT)
+        learning_later(e, sm, WORK_SNAPSHOT);
+    if (later & LATER_REFIT)
+        learning_later(e, sm, WORK_REFIT);
+}
+
+/* Under sm->lock (write): the in-memory model learns the update, if it is in memory
+ * (otherwise its next load replays this update from the store). */
+static int update_run(tdm_engine *e, step_model *sm, void *arg)
 {
     update_fx *u = arg;
-    step_model *sm = u->sm;
     const tdm_step_info *info = tdm_process_step(u->ps->p, u->step);
-    int snapshot = 0, refit = 0;
-    pthread_rwlock_wrlock(&sm->lock);
+    int later = 0;
     if (sm->loaded) {
         if (u->version == sm->version + 1) {
             if (sm->model == NULL && empty_model(info, &sm->model) != 0)
@@ -479,15 +545,17 @@ static void update_apply(tdm__tx *tx, void *arg)
                 tdm_model_update(sm->model, iv.v, u->label, u->weight, NULL) == 0) {
                 sm->version = u->version;
                 /* One periodic snapshot at a time: it takes several rounds (engine.c). */
-                snapshot = !sm->snapshotting && sm->version - sm->snapshot >= TDM__SNAPSHOT_EVERY;
-                if (snapshot)
+                if (!sm->snapshotting && sm->version - sm->snapshot >= TDM__SNAPSHOT_EVERY) {
                     sm->snapshotting = 1;
+                    later |= LATER_SNAPSHOT;
+                }
                 /* Where every item goes to a person (a simulation's all-human strategy)
                  * nothing reads the model's quality: no refit spends the time. */
-                refit = info->refit && !sm->refit_queued && refit_due(sm) &&
-                        tx->e->route_mode != TDM__ROUTE_ALL_HUMAN;
-                if (refit)
+                if (info->refit && !sm->refit_queued && refit_due(sm) &&
+                    e->route_mode != TDM__ROUTE_ALL_HUMAN) {
                     sm->refit_queued = 1;
+                    later |= LATER_REFIT;
+                }
             } else {
                 sm->loaded = 0; /* reload from the store next time */
             }
@@ -495,13 +563,27 @@ static void update_apply(tdm__tx *tx, void *arg)
             sm->loaded = 0; /* we missed one: reload */
         }
     }
-    pthread_rwlock_unlock(&sm->lock);
-    if (snapshot)
-        learning_later(tx->e, sm, WORK_SNAPSHOT);
-    if (refit)
-        learning_later(tx->e, sm, WORK_REFIT);
-    tdm__proc_put(tx->e, u->ps);
-    u->ps = NULL;
+    return later;
+}
+
+/* Moves an update into a block of its own: the effect's copy keeps nothing to free. */
+static void *update_take(void *arg)
+{
+    update_fx *u = arg, *own = malloc(sizeof *own);
+    if (own != NULL) {
+        *own = *u;
+        u->ps = NULL;
+        u->fields = NULL;
+        u->label = NULL;
+    }
+    return own;
+}
+
+/* After the commit: the in-memory model learns (tdm__step_change). */
+static void update_apply(tdm__tx *tx, void *arg)
+{
+    update_fx *u = arg;
+    tdm__step_change(tx->e, u->sm, update_run, update_take, update_drop, u);
 }
 
 int tdm__learn_in_tx(tdm__tx *tx, proc_state *ps, size_t step, json_t *fields, const char *label,
@@ -701,22 +783,53 @@ static step_model *live_step(tdm_engine *e, const char *process, const char *ste
     return (*ps)->steps[i];
 }
 
-static void recompute_apply(tdm__tx *tx, void *arg)
-{
-    recompute_fx *r = arg;
+/* A recomputed threshold (or a pause) for the step, and its process held meanwhile. */
+typedef struct recompute_change {
+    tdm_engine *e;
     proc_state *ps;
-    step_model *sm = live_step(tx->e, r->process, r->step, &ps);
-    if (sm == NULL)
-        return;
-    pthread_rwlock_wrlock(&sm->lock);
+    recompute_fx r;
+} recompute_change;
+
+static int recompute_run_locked(tdm_engine *e, step_model *sm, void *arg)
+{
+    (void)e;
+    const recompute_fx *r = &((recompute_change *)arg)->r;
     sm->found = r->found;
     sm->threshold = r->found ? r->threshold : INFINITY;
     if (r->pause) {
         sm->paused = 1;
         snprintf(sm->pause_reason, sizeof sm->pause_reason, "%s", r->reason);
     }
-    pthread_rwlock_unlock(&sm->lock);
-    tdm__proc_put(tx->e, ps);
+    return 0;
+}
+
+static void *recompute_take(void *arg)
+{
+    recompute_change *c = arg, *own = malloc(sizeof *own);
+    if (own != NULL) {
+        *own = *c;
+        c->ps = NULL;
+    }
+    return own;
+}
+
+static void recompute_drop(void *arg)
+{
+    recompute_change *c = arg;
+    if (c->ps != NULL)
+        tdm__proc_put(c->e, c->ps);
+    free(c);
+}
+
+static void recompute_apply(tdm__tx *tx, void *arg)
+{
+    recompute_change c = {tx->e, NULL, *(recompute_fx *)arg};
+    step_model *sm = live_step(tx->e, c.r.process, c.r.step, &c.ps);
+    if (sm == NULL)
+        return;
+    tdm__step_change(tx->e, sm, recompute_run_locked, recompute_take, recompute_drop, &c);
+    if (c.ps != NULL)
+        tdm__proc_put(tx->e, c.ps);
 }
 
 /* Checks read for a recomputation: growable arrays, freed with check_set_release(). */
@@ -994,12 +1107,12 @@ static void check_apply(tdm__tx *tx, void *arg)
     step_model *sm = live_step(tx->e, c->process, c->step, &ps);
     if (sm == NULL)
         return;
-    pthread_rwlock_wrlock(&sm->lock);
+    pthread_mutex_lock(&sm->defer_lock); /* not sm->lock: a serialization may hold it */
     sm->checks_since++;
     int due = sm->checks_since >= TDM__RECOMPUTE_EVERY || c->wrong_audit;
     if (due)
         sm->checks_since = 0;
-    pthread_rwlock_unlock(&sm->lock);
+    pthread_mutex_unlock(&sm->defer_lock);
     tdm__proc_put(tx->e, ps);
     if (!due)
         return;
@@ -1236,12 +1349,17 @@ typedef struct fit_fx {
     int keep_pause; /* a refit: automation stays paused if it was */
 } fit_fx;
 
-static void fit_apply(tdm__tx *tx, void *arg)
+static void fit_drop(void *arg)
 {
-    (void)tx;
     fit_fx *f = arg;
-    step_model *sm = f->sm;
-    pthread_rwlock_wrlock(&sm->lock);
+    tdm_model_free(f->model);
+    free(f);
+}
+
+static int fit_run(tdm_engine *e, step_model *sm, void *arg)
+{
+    (void)e;
+    fit_fx *f = arg;
     tdm_model_free(sm->model);
     sm->model = f->model;
     f->model = NULL;
@@ -1257,14 +1375,24 @@ static void fit_apply(tdm__tx *tx, void *arg)
         sm->pause_reason[0] = '\0';
     }
     sm->checks_since = 0;
-    pthread_rwlock_unlock(&sm->lock);
+    return 0;
 }
 
-static void fit_drop(void *arg)
+static void *fit_take(void *arg)
+{
+    fit_fx *f = arg, *own = malloc(sizeof *own);
+    if (own != NULL) {
+        *own = *f;
+        f->model = NULL;
+    }
+    return own;
+}
+
+/* After the commit: the step takes the fitted model (tdm__step_change). */
+static void fit_apply(tdm__tx *tx, void *arg)
 {
     fit_fx *f = arg;
-    tdm_model_free(f->model);
-    free(f);
+    tdm__step_change(tx->e, f->sm, fit_run, fit_take, fit_drop, f);
 }
 
 /*

@@ -1372,6 +1372,86 @@ static void test_chunked_snapshot(void **state)
     assert_non_null(strstr(err.message, sql));
 }
 
+/* answer_items on a thread of its own (answers_thread), so that the test can stop waiting. */
+typedef struct answers_job {
+    tdm_engine *e;
+    int n, from;
+    volatile int done;
+} answers_job;
+
+static void *answers_thread(void *arg)
+{
+    answers_job *j = arg;
+    answer_items(j->e, j->n, j->from, 0);
+    j->done = 1;
+    return NULL;
+}
+
+/*
+ * While a periodic snapshot serializes the model (under the step's read lock, tens of
+ * milliseconds for a large model), answers to the step are committed and answered at once:
+ * their changes to the in-memory step (the model's update, the count of checks, a recomputed
+ * threshold) wait for the serialization instead of holding up the writer, and are applied in
+ * order when it ends, to the model a restart rebuilds from the store.
+ */
+static void test_serialization_defers(void **state)
+{
+    (void)state;
+    char hybrid[sizeof process_yaml + 64];
+    hybrid_without_refit(hybrid, sizeof hybrid);
+    tdm_engine *e = open_engine();
+    put_and_train(e, hybrid, 20);
+    answer_items(e, 5, 0, 0);
+    barrier(e);
+    step_model *sm = e->procs[0]->steps[0];
+    uint64_t v0 = sm->version;
+    assert_int_equal(v0, 1 + 5);
+
+    /* A serialization under way, as tdm__snapshot_periodic holds it. */
+    tdm__serialize_begin(sm);
+    pthread_rwlock_rdlock(&sm->lock);
+    /* 30 answers: more than one recomputation of the threshold (every 25 checks). Before,
+     * the first of them waited for the write lock on the writer's thread, and every request
+     * with it. */
+    answers_job job = {e, 30, 5, 0};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, answers_thread, &job), 0);
+    for (int i = 0; i < 1000 && !job.done; i++)
+        nanosleep(&(struct timespec){0, 10000000}, NULL);
+    int done = job.done;
+    if (!done) {
+        pthread_rwlock_unlock(&sm->lock);
+        tdm__serialize_end(e, sm);
+        pthread_join(t, NULL);
+        fail_msg("30 answers did not complete in 10 s beside a serialization");
+    }
+    pthread_join(t, NULL);
+    barrier(e);
+    /* Committed, not yet learned in memory. */
+    assert_int_equal(sql_int("SELECT max(version) FROM models"), (int64_t)v0 + 30);
+    assert_int_equal(sm->version, v0);
+    int deferred = 0;
+    for (tdm__deferred *d = sm->deferred; d != NULL; d = d->next)
+        deferred++;
+    assert_true(deferred >= 30); /* the updates and at least one threshold */
+    pthread_rwlock_unlock(&sm->lock);
+    tdm__serialize_end(e, sm);
+    assert_int_equal(sm->version, v0 + 30);
+    assert_null(sm->deferred);
+    /* Later answers are learned at once again. */
+    answer_items(e, 1, 35, 0);
+    barrier(e);
+    assert_int_equal(sm->version, v0 + 31);
+    json_t *r = submit(e, "{\"text\": \"money back twice please\"}");
+    json_t *before = json_deep_copy(r);
+    json_decref(r);
+    tdm_engine_close(e);
+    /* The model rebuilt from the store (snapshot and replay) predicts exactly as before. */
+    e = open_engine();
+    expect_same_answer(e, before);
+    tdm_engine_close(e);
+}
+
 /* A periodic snapshot under way when the engine closes stops before its next round, instead
  * of holding the close for the rest of its paced rounds; the close writes the model whole, and
  * the reopened engine loads that one. */
@@ -1457,6 +1537,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_refit_in_chunks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refit_chunks_removed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chunked_snapshot, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_serialization_defers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_stops_at_close, setup, teardown),
         cmocka_unit_test_setup_teardown(test_census_on_tasks, setup, teardown),
     };
