@@ -120,7 +120,7 @@ static void step_model_free(step_model *sm)
 {
     if (sm == NULL)
         return;
-    /* Each deferred change holds its process, and so this step, until it has run. */
+    /* A serialization holds a reference to its step until it has run the changes it queued. */
     TDM_ASSERT(sm->deferred == NULL);
     tdm_model_free(sm->model);
     pthread_rwlock_destroy(&sm->lock);

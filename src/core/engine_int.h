@@ -80,9 +80,9 @@ typedef struct step_model {
     int refit_queued;                       /* a refit of this step is waiting or running */
     /* Under `defer_lock`, which is taken before `lock` when both are. A periodic snapshot
      * serializes the model under a read lock for tens of milliseconds; meanwhile the writer's
-     * changes to the step (an answer learned, a new threshold) wait in `deferred`, in order,
-     * and the snapshot applies them when it lets go, so the writer never waits for it
-     * (tdm__step_change). checks_since too is under defer_lock. */
+     * changes to the step (an answer learned, a new threshold, a pause, a fit) wait in
+     * `deferred`, in order, and the snapshot applies them when it lets go, so the writer never
+     * waits for it (tdm__step_change). checks_since too is under defer_lock. */
     pthread_mutex_t defer_lock;
     int serializing;
     struct tdm__deferred *deferred, **deferred_tail;
