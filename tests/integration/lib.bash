@@ -71,6 +71,10 @@ export TANDEM_ADMIN_TOKEN=$ADMIN_TOKEN TANDEM_TOKEN=$ADMIN_TOKEN
 start_server() {
     local db=$1
     shift
+    # A restarted server writes the same file: without this, the wait below could read the
+    # line of the server before it (the new one truncates the file only once it runs) and
+    # take its port, which nothing listens on any more.
+    rm -f "$WORK/serve.out"
     "$TANDEM" serve --db "$db" --listen 127.0.0.1:0 --quiet "$@" >"$WORK/serve.out" 2>"$WORK/serve.err" &
     SERVER_PID=$!
     local line=
